@@ -1,0 +1,794 @@
+"""The engine's logic, free of I/O: each operation is a generator that yields the round trips
+it needs (:class:`ScriptCall`, :class:`Read`) and returns its result.
+
+The async engine and the sync facade (``engine.py``) only drive these generators, so both
+share every rule here. A store failure is thrown back into the generator, where the outage
+policy decides between raising and a degraded, allowed answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from limiter.catalog import LIMIT_NAMES, Catalog
+from limiter.clock import Clock
+from limiter.errors import (
+    ConfigurationError,
+    GroupExists,
+    GroupNotFound,
+    InvalidRequest,
+    Lift,
+    PlanConflict,
+    Refusal,
+    Refused,
+    Scope,
+    StoreUnavailable,
+    Suspended,
+)
+from limiter.keys import AppKeys, KeyLayout, check_entity_id
+from limiter.limits import EffectiveLimits, Limit, Status, edition_state, resolve
+from limiter.periods import consecutive_periods, local_date
+from limiter.plan import (
+    EDITION_FIELD,
+    ExpansionGrant,
+    Override,
+    PlanState,
+    decode,
+    edition_field_value,
+    expansion_field,
+    expansion_field_value,
+    override_field,
+    override_field_value,
+)
+from limiter.results import (
+    BatchResult,
+    DeletedUser,
+    DeleteResult,
+    FriendItem,
+    GroupCreated,
+    GroupDestroyed,
+    GroupUsage,
+    Item,
+    MembersResult,
+    Outcome,
+    Usage,
+    UserUsage,
+)
+from limiter.settings import Settings
+from limiter.store import Read, Request, ScriptCall
+
+T = TypeVar("T")
+Op = Generator[Request, Any, T]
+
+log = logging.getLogger("limiter")
+
+USER_OVERRIDE_LIMITS = ("friends", "groups_per_user")
+GROUP_OVERRIDE_LIMITS = ("group_members",)
+_ADDED, _ALREADY = 1, 2
+_CAS_ATTEMPTS = 20
+# What each reservable action needs from its caller (besides the app); optional ones last.
+ACTION_PARAMETERS: Mapping[str, tuple[str, ...]] = {
+    "register_users": ("users",),
+    "add_friends": ("user", "peers", "both_ways"),
+    "create_group": ("group", "type", "owner", "members"),
+    "add_members": ("group", "users"),
+}
+_OPTIONAL_PARAMETERS = {"both_ways": True, "members": ()}
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An addition made ahead of the caller's own work, undone by ``release`` if that fails."""
+
+    action: str
+    app: str
+    result: BatchResult | GroupCreated
+    requester: str | None = None  # add_friends: whose list the peers were added to
+
+
+def _pairs(reply: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [reply[i : i + size] for i in range(0, len(reply), size)]
+
+
+def _cap(limit: Limit) -> int:
+    return -1 if limit.value is None else limit.value
+
+
+class Core:
+    """The rules of every operation; holds the catalog, settings, clock and the plan cache."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, clock: Clock) -> None:
+        if settings.default_edition not in catalog.editions:
+            raise ConfigurationError(
+                f"default_edition: {settings.default_edition!r} is not an edition of the catalog"
+            )
+        self.settings = settings
+        self.catalog = catalog
+        self.clock = clock
+        self.keys = KeyLayout(settings.key_prefix)
+        self.tz = ZoneInfo(settings.timezone)
+        self.decisions: Counter[tuple[str, str]] = Counter()
+        self._plans: dict[str, tuple[float, PlanState]] = {}
+
+    # -- input -----------------------------------------------------------------------------
+
+    def _user(self, value: object, field: str = "user") -> str:
+        return check_entity_id(value, field, self.settings.user_id_max_bytes)
+
+    def _group(self, value: object, field: str = "group") -> str:
+        return check_entity_id(value, field, self.settings.group_id_max_bytes)
+
+    def _users(self, values: Iterable[str] | str, field: str) -> tuple[str, ...]:
+        """Validated user ids in request order; duplicates count once."""
+        if isinstance(values, str):
+            values = (values,)
+        if not isinstance(values, Iterable):
+            raise InvalidRequest(field, "must be a list of user ids")
+        return tuple(dict.fromkeys(self._user(value, field) for value in values))
+
+    # -- plan --------------------------------------------------------------------------------
+
+    def _plan(self, app: str, *, fresh: bool = False) -> Op[PlanState]:
+        """The app's plan state, from this process's copy when it is recent enough."""
+        cached = self._plans.get(app)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now and not fresh:
+            return cached[1]
+        (fields,) = yield Read((("HGETALL", self.keys.app(app).plan),))
+        plan = decode(fields, self.settings.default_edition)
+        self._plans[app] = (now + self.settings.cache_seconds, plan)
+        return plan
+
+    def _limits(self, app: str) -> Op[EffectiveLimits]:
+        plan = yield from self._plan(app)
+        return resolve(self.catalog, plan, self.clock.now(), self.tz)
+
+    def _require_active(self, app: str, limits: EffectiveLimits) -> None:
+        if limits.status is Status.SUSPENDED:
+            edition = self.catalog.edition(limits.edition)
+            lift = Lift("edition", limits.edition, None, edition.price)
+            raise Suspended(Refusal(60020, "package", "app", app, 0, None, limits.edition, lift))
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def _shadow_flag(self, *limits: str) -> str:
+        return "".join("1" if self.settings.mode(limit) == "shadow" else "0" for limit in limits)
+
+    def _refusal(
+        self,
+        limits: EffectiveLimits,
+        code: int,
+        limit: str,
+        scope: Scope,
+        scope_id: str,
+        current: int,
+        found: Limit,
+        group_type: str | None = None,
+    ) -> Refusal:
+        lift = limits.lift(self.catalog, limit, found, group_type)
+        return Refusal(code, limit, scope, scope_id, current, found.value, limits.edition, lift)
+
+    def _judge(
+        self, limit: str, outcome: int, refusal: Callable[[int], Refusal]
+    ) -> tuple[Outcome, Refusal | None]:
+        """Map a script's outcome code to an :class:`Outcome`, counting the decision."""
+        if outcome == _ALREADY:
+            return Outcome.ALREADY, None
+        if outcome == _ADDED:
+            self.decisions[(limit, "allowed")] += 1
+            return Outcome.ADDED, None
+        if outcome < 0:
+            waived = refusal(-outcome)
+            self._shadowed(waived)
+            return Outcome.ADDED, waived
+        self.decisions[(limit, "refused")] += 1
+        return Outcome.REFUSED, refusal(outcome)
+
+    def _shadowed(self, refusal: Refusal) -> None:
+        self.decisions[(refusal.limit, "shadow_refused")] += 1
+        log.warning("shadow mode let through: %s", refusal.describe())
+
+    def _guarded(self, op: Op[T], fallback: Callable[[], T], what: str) -> Op[T]:
+        """Apply the outage policy: ``closed`` raises, ``open`` answers ``fallback()``."""
+        try:
+            return (yield from op)
+        except StoreUnavailable:
+            if self.settings.outage == "closed":
+                raise
+            log.warning("Redis unavailable: %s allowed undecided (outage policy open)", what)
+            return fallback()
+
+    # -- accounts --------------------------------------------------------------------------------
+
+    def register_users(self, app: str, users: Iterable[str] | str) -> Op[BatchResult]:
+        """Register accounts in order, as many as ``users`` allows; the rest refused (70398)."""
+        keys = self.keys.app(app)
+        ids = self._users(users, "users")
+
+        def run() -> Op[BatchResult]:
+            limits = yield from self._limits(app)
+            self._require_active(app, limits)
+            found = limits.app["users"]
+            args: tuple[str | int, ...] = (_cap(found), self._shadow_flag("users"), *ids)
+            reply = yield ScriptCall("register_users", (keys.users,), args)
+            items = []
+            for user, (outcome, count) in zip(ids, _pairs(reply, 2), strict=True):
+
+                def refusal(code: int, count: int = count) -> Refusal:
+                    return self._refusal(limits, code, "users", "app", app, count, found)
+
+                verdict, why = self._judge("users", outcome, refusal)
+                items.append(Item(user, verdict, why))
+            return BatchResult(app, tuple(items))
+
+        return self._guarded(run(), lambda: _all_added(app, ids), "register_users")
+
+    def delete_users(self, app: str, users: Iterable[str] | str) -> Op[DeleteResult]:
+        """Unregister accounts, releasing their friendships (both sides) and memberships."""
+        keys = self.keys.app(app)
+        ids = self._users(users, "users")
+
+        def run() -> Op[DeleteResult]:
+            script_keys = (
+                keys.users,
+                keys.friends,
+                keys.friended_by,
+                keys.members,
+                keys.joined,
+                keys.joined_free,
+            )
+            reply = yield ScriptCall("delete_users", script_keys, ids)
+            return DeleteResult(
+                app,
+                tuple(
+                    DeletedUser(user, bool(registered), friendships, memberships)
+                    for user, (registered, friendships, memberships) in zip(
+                        ids, _pairs(reply, 3), strict=True
+                    )
+                ),
+            )
+
+        return self._guarded(
+            run(),
+            lambda: DeleteResult(app, tuple(DeletedUser(u, False, 0, 0) for u in ids), True),
+            "delete_users",
+        )
+
+    # -- friends ---------------------------------------------------------------------------------
+
+    def add_friends(
+        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+    ) -> Op[BatchResult]:
+        """Add peers to ``user``'s list (and ``user`` to theirs when ``both_ways``).
+
+        Per peer: added, already, refused 30010 (the user's list is full) or 30014 (the peer's,
+        both-way only). A both-way add over an existing single-way relation completes it.
+        """
+        keys = self.keys.app(app)
+        user = self._user(user)
+        ids = self._users(peers, "peers")
+        if user in ids:
+            raise InvalidRequest("peers", f"a user cannot befriend themselves: {user!r}")
+
+        def run() -> Op[BatchResult]:
+            limits = yield from self._limits(app)
+            self._require_active(app, limits)
+            mine = limits.for_user(user, "friends")
+            theirs = {peer: limits.for_user(peer, "friends") for peer in ids}
+            args: list[str | int] = [user, int(both_ways), _cap(mine), self._shadow_flag("friends")]
+            for peer in ids:
+                args += (peer, _cap(theirs[peer]))
+            reply = yield ScriptCall("add_friends", (keys.friends, keys.friended_by), tuple(args))
+            items = []
+            for peer, (outcome, sides, count) in zip(ids, _pairs(reply, 3), strict=True):
+
+                def refusal(code: int, peer: str = peer, count: int = count) -> Refusal:
+                    if code == 30014:
+                        return self._refusal(
+                            limits, code, "friends", "user", peer, count, theirs[peer]
+                        )
+                    return self._refusal(limits, code, "friends", "user", user, count, mine)
+
+                verdict, why = self._judge("friends", outcome, refusal)
+                items.append(FriendItem(peer, verdict, why, bool(sides & 1), bool(sides & 2)))
+            return BatchResult(app, tuple(items))
+
+        return self._guarded(run(), lambda: _all_added(app, ids), "add_friends")
+
+    def remove_friends(
+        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+    ) -> Op[BatchResult]:
+        """Remove peers from ``user``'s list (and ``user`` from theirs when ``both_ways``)."""
+        user = self._user(user)
+        ids = self._users(peers, "peers")
+        edges = [(user, peer) for peer in ids]
+        if both_ways:
+            edges += [(peer, user) for peer in ids]
+
+        def run() -> Op[BatchResult]:
+            removed = yield from self._remove_edges(app, edges)
+            items = []
+            for peer in ids:
+                gone = removed[(user, peer)] or (both_ways and removed[(peer, user)])
+                items.append(Item(peer, Outcome.REMOVED if gone else Outcome.ABSENT))
+            return BatchResult(app, tuple(items))
+
+        return self._guarded(run(), lambda: _all_absent(app, ids), "remove_friends")
+
+    def _remove_edges(
+        self, app: str, edges: Sequence[tuple[str, str]]
+    ) -> Op[dict[tuple[str, str], bool]]:
+        keys = self.keys.app(app)
+        args = tuple(part for edge in edges for part in edge)
+        reply = yield ScriptCall("remove_friend_edges", (keys.friends, keys.friended_by), args)
+        return {edge: bool(done) for edge, done in zip(edges, reply, strict=True)}
+
+    # -- groups ------------------------------------------------------------------------------------
+
+    def create_group(
+        self,
+        app: str,
+        group: str,
+        type: str,
+        owner: str,
+        members: Iterable[str] = (),
+    ) -> Op[GroupCreated]:
+        """Create a group with its owner (a member) and initial members, all or nothing.
+
+        Raises :class:`Refused` with 10036 (AV chat rooms), 10038 (too many initial members)
+        or 10037 (the owner or a member is at groups_per_user); :class:`GroupExists`.
+        """
+        keys = self.keys.app(app)
+        group = self._group(group)
+        group_type = self.catalog.group_type(type)
+        spec = self.catalog.group_types[group_type]
+        people = self._users(
+            (self._user(owner, "owner"), *self._users(members, "members")), "members"
+        )
+
+        def run() -> Op[GroupCreated]:
+            limits = yield from self._limits(app)
+            self._require_active(app, limits)
+            group_limit = limits.for_group(group, group_type)
+            rooms_limit = limits.app["av_chatrooms"]
+            per_user = {person: limits.for_user(person, "groups_per_user") for person in people}
+            args: list[str | int] = [
+                group,
+                group_type,
+                int(spec.counts_toward_groups_per_user),
+                int(spec.av_chatroom),
+                _cap(group_limit),
+                _cap(rooms_limit),
+                self._shadow_flag("group_members", "av_chatrooms", "groups_per_user"),
+            ]
+            for person in people:
+                args += (person, _cap(per_user[person]))
+            script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free, keys.av_rooms)
+            reply = yield ScriptCall("create_group", script_keys, tuple(args))
+
+            def refusal(code: int, subject: str, count: int) -> Refusal:
+                if code == 10036:
+                    return self._refusal(
+                        limits, code, "av_chatrooms", "app", app, count, rooms_limit
+                    )
+                if code == 10038:
+                    return self._refusal(
+                        limits,
+                        code,
+                        "group_members",
+                        "group",
+                        group,
+                        count,
+                        group_limit,
+                        group_type,
+                    )
+                return self._refusal(
+                    limits, code, "groups_per_user", "user", subject, count, per_user[subject]
+                )
+
+            status, subject, count = reply[0], reply[1], reply[2]
+            if status == 10021:
+                raise GroupExists(app, group)
+            if status:
+                why = refusal(status, subject, count)
+                self.decisions[(why.limit, "refused")] += 1
+                raise Refused(why)
+            shadowed = tuple(refusal(*triple) for triple in _pairs(reply[3:], 3))
+            for waived in shadowed:
+                self._shadowed(waived)
+            self.decisions[("group_members", "allowed")] += 1
+            return GroupCreated(app, group, group_type, count, shadowed)
+
+        return self._guarded(
+            run(),
+            lambda: GroupCreated(app, group, group_type, len(people), degraded=True),
+            "create_group",
+        )
+
+    def add_members(self, app: str, group: str, users: Iterable[str] | str) -> Op[MembersResult]:
+        """Add users to a group. Per user: added, already, or refused 10037 (their own
+        groups_per_user); if the eligible ones do not all fit, :class:`Refused` 10014 and
+        nothing changes."""
+        keys = self.keys.app(app)
+        group = self._group(group)
+        ids = self._users(users, "users")
+
+        def run() -> Op[MembersResult]:
+            limits = yield from self._limits(app)
+            self._require_active(app, limits)
+            override = limits.group_overrides.get(group)
+            per_user = {user: limits.for_user(user, "groups_per_user") for user in ids}
+            args: list[str | int] = [
+                group,
+                "" if override is None else (-1 if override.value is None else override.value),
+                self._shadow_flag("group_members", "groups_per_user"),
+                len(limits.group_members),
+            ]
+            for group_type, found in limits.group_members.items():
+                counted = self.catalog.group_types[group_type].counts_toward_groups_per_user
+                args += (group_type, _cap(found), int(counted))
+            for user in ids:
+                args += (user, _cap(per_user[user]))
+            script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free)
+            reply = yield ScriptCall("add_members", script_keys, tuple(args))
+            status, size, group_type = reply[0], reply[1], reply[2]
+            if status == 10010:
+                raise GroupNotFound(app, group)
+            group_limit = limits.for_group(group, group_type)
+            whole = self._refusal(
+                limits, 10014, "group_members", "group", group, size, group_limit, group_type
+            )
+            if status == 10014:
+                self.decisions[("group_members", "refused")] += 1
+                raise Refused(whole)
+            if status == -10014:
+                self._shadowed(whole)
+            items = []
+            for user, (outcome, count) in zip(ids, _pairs(reply[3:], 2), strict=True):
+
+                def refusal(code: int, user: str = user, count: int = count) -> Refusal:
+                    return self._refusal(
+                        limits, code, "groups_per_user", "user", user, count, per_user[user]
+                    )
+
+                verdict, why = self._judge("groups_per_user", outcome, refusal)
+                items.append(Item(user, verdict, why))
+            shadowed = whole if status == -10014 else None
+            return MembersResult(app, tuple(items), group=group, size=size, shadowed=shadowed)
+
+        return self._guarded(
+            run(),
+            lambda: MembersResult(
+                app, _all_added(app, ids).items, degraded=True, group=group, size=0
+            ),
+            "add_members",
+        )
+
+    def remove_members(self, app: str, group: str, users: Iterable[str] | str) -> Op[BatchResult]:
+        """Remove users from a group, releasing their groups_per_user count."""
+        keys = self.keys.app(app)
+        group = self._group(group)
+        ids = self._users(users, "users")
+
+        def run() -> Op[BatchResult]:
+            script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free)
+            reply = yield ScriptCall("remove_members", script_keys, (group, *ids))
+            if not reply[0]:
+                raise GroupNotFound(app, group)
+            items = tuple(
+                Item(user, Outcome.REMOVED if done else Outcome.ABSENT)
+                for user, done in zip(ids, reply[1:], strict=True)
+            )
+            return BatchResult(app, items)
+
+        return self._guarded(run(), lambda: _all_absent(app, ids), "remove_members")
+
+    def destroy_group(self, app: str, group: str) -> Op[GroupDestroyed]:
+        """Delete a group, releasing every member's count and its AV chat room slot."""
+        keys = self.keys.app(app)
+        group = self._group(group)
+
+        def run() -> Op[GroupDestroyed]:
+            script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free, keys.av_rooms)
+            released = yield ScriptCall("destroy_group", script_keys, (group,))
+            return GroupDestroyed(app, group, released >= 0, max(released, 0))
+
+        return self._guarded(
+            run(), lambda: GroupDestroyed(app, group, False, 0, degraded=True), "destroy_group"
+        )
+
+    # -- reservations ------------------------------------------------------------------------------
+
+    def reserve(self, app: str, action: str, values: Mapping[str, Any]) -> Op[Reservation]:
+        """Make an addition ahead of the caller's work: all of it, or none and :class:`Refused`.
+
+        ``values`` holds the action's parameters (:data:`ACTION_PARAMETERS`). When some items
+        of a batch are refused, those that were added are released again before raising.
+        """
+        if action not in ACTION_PARAMETERS:
+            known = ", ".join(ACTION_PARAMETERS)
+            raise InvalidRequest("action", f"unknown action {action!r} (known: {known})")
+        params = {}
+        for name in ACTION_PARAMETERS[action]:
+            if name in values:
+                params[name] = values[name]
+            elif name in _OPTIONAL_PARAMETERS:
+                params[name] = _OPTIONAL_PARAMETERS[name]
+            else:
+                raise InvalidRequest(name, f"{action} needs {name!r}")
+        operation: Callable[..., Op[BatchResult | GroupCreated]] = getattr(self, action)
+        step = operation(app, **params)
+
+        def run() -> Op[Reservation]:
+            result = yield from step
+            requester = self._user(params["user"]) if action == "add_friends" else None
+            reservation = Reservation(action, app, result, requester)
+            if isinstance(result, BatchResult) and result.refused:
+                yield from self.release(reservation)
+                refusal = result.refused[0].refusal
+                assert refusal is not None
+                raise Refused(refusal)
+            return reservation
+
+        return run()
+
+    def release(self, reservation: Reservation) -> Op[None]:
+        """Undo exactly what a reservation added (nothing, if it was degraded)."""
+        result, app = reservation.result, reservation.app
+        if result.degraded:
+            return
+        if isinstance(result, GroupCreated):
+            yield from self.destroy_group(app, result.group)
+        elif isinstance(result, MembersResult):
+            if result.added:
+                yield from self.remove_members(app, result.group, result.added)
+        elif reservation.action == "add_friends":
+            user = reservation.requester or ""
+            edges = []
+            for item in result.items:
+                if isinstance(item, FriendItem) and item.outcome is Outcome.ADDED:
+                    if item.requester_side:
+                        edges.append((user, item.id))
+                    if item.peer_side:
+                        edges.append((item.id, user))
+            if edges:
+                yield from self._remove_edges(app, edges)
+        elif result.added:
+            yield from self.delete_users(app, result.added)
+
+    # -- plan changes ------------------------------------------------------------------------------
+
+    def _write(
+        self, app: str, field: str, value: str | None, expected: str | None = None
+    ) -> Op[bool]:
+        """Set (or, with ``value`` None, delete) one plan field; with ``expected``, only if the
+        field still holds it ("" = absent). Forgets this process's copy of the plan."""
+        compare = ("any", "") if expected is None else ("cas", expected)
+        change = ("del",) if value is None else ("set", value)
+        plan_key = self.keys.app(app).plan
+        done = yield ScriptCall("plan_write", (plan_key,), (field, *compare, *change))
+        self._plans.pop(app, None)
+        return bool(done)
+
+    def set_edition(
+        self, app: str, edition: str, purchased_on: date | None = None, months: int = 1
+    ) -> Op[PlanState]:
+        """Put an app on an edition; a paid one for ``months`` periods from ``purchased_on``."""
+        spec = self.catalog.edition(edition)
+        _check_months(months)
+        if spec.paid and purchased_on is None:
+            raise InvalidRequest("purchased_on", f"edition {edition!r} is paid: give its date")
+        if not spec.paid and purchased_on is not None:
+            raise InvalidRequest("purchased_on", f"edition {edition!r} is free: it has no date")
+        periods = () if purchased_on is None else consecutive_periods(purchased_on, months)
+        self.keys.app(app)
+
+        def run() -> Op[PlanState]:
+            yield from self._write(app, EDITION_FIELD, edition_field_value(edition, periods))
+            return (yield from self._plan(app, fresh=True))
+
+        return run()
+
+    def renew(self, app: str, months: int = 1) -> Op[PlanState]:
+        """Extend a paid edition: from the day after its end while active or in grace, else
+        from today."""
+        _check_months(months)
+        plan_key = self.keys.app(app).plan
+
+        def run() -> Op[PlanState]:
+            for _ in range(_CAS_ATTEMPTS):
+                (raw,) = yield Read((("HGET", plan_key, EDITION_FIELD),))
+                plan = decode({EDITION_FIELD: raw} if raw else {}, self.settings.default_edition)
+                if not self.catalog.edition(plan.edition).paid:
+                    raise PlanConflict(
+                        f"app {app!r} is on free edition {plan.edition!r}: "
+                        "set a paid edition instead of renewing"
+                    )
+                now = self.clock.now()
+                state = edition_state(self.catalog, plan, now, self.tz)
+                if state.status is not Status.SUSPENDED and state.period is not None:
+                    start = state.period.ends_on + timedelta(days=1)
+                else:
+                    start = local_date(now, self.tz)
+                periods = plan.periods + consecutive_periods(start, months)
+                value = edition_field_value(plan.edition, periods)
+                if (yield from self._write(app, EDITION_FIELD, value, expected=raw or "")):
+                    return (yield from self._plan(app, fresh=True))
+            raise PlanConflict(f"app {app!r}: the edition kept changing during the renewal")
+
+        return run()
+
+    def add_expansion(
+        self,
+        app: str,
+        kind: str,
+        purchased_on: date,
+        months: int = 1,
+        days: int | None = None,
+    ) -> Op[ExpansionGrant]:
+        """Record an expansion bought on ``purchased_on`` for ``months`` periods."""
+        spec = self.catalog.expansion(kind)
+        _check_months(months)
+        if not isinstance(purchased_on, date):
+            raise InvalidRequest("purchased_on", "must be a date")
+        if spec.raises.chosen_by_buyer:
+            low, high = spec.raises.min_value, spec.raises.max_value
+            if (
+                not isinstance(days, int)
+                or (low is not None and days < low)
+                or (high is not None and days > high)
+            ):
+                raise InvalidRequest("days", f"{kind} needs days between {low} and {high}")
+        elif days is not None:
+            raise InvalidRequest("days", f"{kind} takes no days")
+        grant = ExpansionGrant(
+            secrets.token_hex(8), kind, consecutive_periods(purchased_on, months), days
+        )
+
+        def run() -> Op[ExpansionGrant]:
+            plan = yield from self._plan(app, fresh=True)
+            if plan.edition not in spec.editions:
+                needed = " or ".join(spec.editions)
+                raise PlanConflict(
+                    f"expansion {kind!r} needs edition {needed}; app {app!r} is on {plan.edition!r}"
+                )
+            field = expansion_field(grant.id)
+            yield from self._write(app, field, expansion_field_value(grant), expected="")
+            return grant
+
+        return run()
+
+    def remove_expansion(self, app: str, grant_id: str) -> Op[bool]:
+        """Forget an expansion; False when there was none with that id."""
+        self.keys.app(app)
+        return self._write(app, expansion_field(grant_id), None)
+
+    def _override_field(self, limit: str, user: str | None, group: str | None) -> str:
+        if limit not in LIMIT_NAMES:
+            known = ", ".join(LIMIT_NAMES)
+            raise InvalidRequest("limit", f"unknown limit {limit!r} (known: {known})")
+        if user is not None and group is not None:
+            raise InvalidRequest("user", "an override is for a user or a group, not both")
+        if user is not None:
+            if limit not in USER_OVERRIDE_LIMITS:
+                raise InvalidRequest("limit", f"per-user overrides are for {USER_OVERRIDE_LIMITS}")
+            return override_field(limit, user=self._user(user))
+        if group is not None:
+            if limit not in GROUP_OVERRIDE_LIMITS:
+                raise InvalidRequest("limit", "per-group overrides are for group_members")
+            return override_field(limit, group=self._group(group))
+        return override_field(limit)
+
+    def set_override(
+        self,
+        app: str,
+        limit: str,
+        value: int | None,
+        expires_at: datetime | None = None,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+    ) -> Op[Override]:
+        """Set a custom limit for the app, one user or one group (None = unlimited)."""
+        field = self._override_field(limit, user, group)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise InvalidRequest("value", "must be a whole number >= 0, or None for unlimited")
+        if expires_at is not None and (
+            not isinstance(expires_at, datetime) or expires_at.tzinfo is None
+        ):
+            raise InvalidRequest("expires_at", "must be a timezone-aware instant")
+        self.keys.app(app)
+        override = Override(value, expires_at)
+
+        def run() -> Op[Override]:
+            yield from self._write(app, field, override_field_value(override))
+            return override
+
+        return run()
+
+    def clear_override(
+        self, app: str, limit: str, *, user: str | None = None, group: str | None = None
+    ) -> Op[bool]:
+        """Remove a custom limit; False when there was none."""
+        field = self._override_field(limit, user, group)
+        self.keys.app(app)
+        return self._write(app, field, None)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def plan(self, app: str) -> Op[PlanState]:
+        self.keys.app(app)
+        return self._plan(app, fresh=True)
+
+    def limits(self, app: str) -> Op[EffectiveLimits]:
+        self.keys.app(app)
+        return self._limits(app)
+
+    def usage(self, app: str) -> Op[Usage]:
+        keys = self.keys.app(app)
+
+        def run() -> Op[Usage]:
+            users, groups, rooms = yield Read(
+                (("SCARD", keys.users), ("HLEN", keys.groups), ("SCARD", keys.av_rooms))
+            )
+            return Usage(users, groups, rooms)
+
+        return run()
+
+    def user_usage(self, app: str, user: str) -> Op[UserUsage]:
+        keys = self.keys.app(app)
+        user = self._user(user)
+        low, high = f"[{user}\0", f"({user}\1"
+
+        def run() -> Op[UserUsage]:
+            registered, friends, groups = yield Read(
+                (
+                    ("SISMEMBER", keys.users, user),
+                    ("ZLEXCOUNT", keys.friends, low, high),
+                    ("ZLEXCOUNT", keys.joined, low, high),
+                )
+            )
+            return UserUsage(user, bool(registered), friends, groups)
+
+        return run()
+
+    def group_usage(self, app: str, group: str) -> Op[GroupUsage | None]:
+        keys = self.keys.app(app)
+        group = self._group(group)
+
+        def run() -> Op[GroupUsage | None]:
+            group_type, members = yield Read(
+                (
+                    ("HGET", keys.groups, group),
+                    ("ZLEXCOUNT", keys.members, f"[{group}\0", f"({group}\1"),
+                )
+            )
+            return None if group_type is None else GroupUsage(group, group_type, members)
+
+        return run()
+
+    def app_keys(self, app: str) -> AppKeys:
+        return self.keys.app(app)
+
+
+def _check_months(months: int) -> None:
+    if isinstance(months, bool) or not isinstance(months, int) or months < 1:
+        raise InvalidRequest("months", "must be a whole number >= 1")
+
+
+def _all_added(app: str, ids: tuple[str, ...]) -> BatchResult:
+    return BatchResult(app, tuple(Item(i, Outcome.ADDED) for i in ids), degraded=True)
+
+
+def _all_absent(app: str, ids: tuple[str, ...]) -> BatchResult:
+    return BatchResult(app, tuple(Item(i, Outcome.ABSENT) for i in ids), degraded=True)

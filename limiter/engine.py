@@ -1,0 +1,331 @@
+"""The engines: :class:`AsyncLimiter` (primary) and :class:`Limiter`, its blocking facade.
+
+Both only drive the operations of :mod:`limiter.core` against a store; every rule lives there.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from limiter.catalog import Catalog, load_catalog
+from limiter.clock import Clock, SystemClock
+from limiter.core import Core, Op, Reservation
+from limiter.errors import ConfigurationError, StoreUnavailable
+from limiter.limits import EffectiveLimits
+from limiter.plan import ExpansionGrant, Override, PlanState
+from limiter.results import (
+    BatchResult,
+    DeleteResult,
+    GroupCreated,
+    GroupDestroyed,
+    GroupUsage,
+    MembersResult,
+    Usage,
+    UserUsage,
+)
+from limiter.settings import Settings
+from limiter.store import AsyncStore, SyncStore, async_client, sync_client
+
+T = TypeVar("T")
+
+
+def _core(settings: Settings | None, catalog: Catalog | None, clock: Clock | None) -> Core:
+    try:
+        settings = settings if settings is not None else Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"LIMITER_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"settings: {problems}") from exc
+    if catalog is None:
+        catalog = load_catalog(settings.catalog_path)
+    return Core(settings, catalog, clock if clock is not None else SystemClock())
+
+
+class AsyncLimiter:
+    """The engine for asyncio code: one Redis round trip per decision.
+
+    Build it with :meth:`from_settings` (reads ``LIMITER_*``) or from your own
+    ``redis.asyncio.Redis`` client (``decode_responses=True``) wrapped in an ``AsyncStore``.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        *,
+        settings: Settings | None = None,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.core = _core(settings, catalog, clock)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, clock: Clock | None = None
+    ) -> AsyncLimiter:
+        core = _core(settings, None, clock)
+        store = AsyncStore(async_client(core.settings.redis_url))
+        return cls(store, settings=core.settings, catalog=core.catalog, clock=core.clock)
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.core.catalog
+
+    @property
+    def decisions(self) -> Counter[tuple[str, str]]:
+        """Decisions so far in this process, by (limit, allowed | refused | shadow_refused)."""
+        return self.core.decisions
+
+    async def _run(self, op: Op[T]) -> T:
+        try:
+            request = next(op)
+            while True:
+                try:
+                    reply = await self.store.execute(request)
+                except StoreUnavailable as exc:
+                    request = op.throw(exc)
+                else:
+                    request = op.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    async def aclose(self) -> None:
+        await self.store.close()
+
+    # operations: see limiter.core.Core for what each one decides
+    async def register_users(self, app: str, users: Iterable[str] | str) -> BatchResult:
+        return await self._run(self.core.register_users(app, users))
+
+    async def delete_users(self, app: str, users: Iterable[str] | str) -> DeleteResult:
+        return await self._run(self.core.delete_users(app, users))
+
+    async def add_friends(
+        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+    ) -> BatchResult:
+        return await self._run(self.core.add_friends(app, user, peers, both_ways))
+
+    async def remove_friends(
+        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+    ) -> BatchResult:
+        return await self._run(self.core.remove_friends(app, user, peers, both_ways))
+
+    async def create_group(
+        self, app: str, group: str, type: str, owner: str, members: Iterable[str] = ()
+    ) -> GroupCreated:
+        return await self._run(self.core.create_group(app, group, type, owner, members))
+
+    async def add_members(self, app: str, group: str, users: Iterable[str] | str) -> MembersResult:
+        return await self._run(self.core.add_members(app, group, users))
+
+    async def remove_members(self, app: str, group: str, users: Iterable[str] | str) -> BatchResult:
+        return await self._run(self.core.remove_members(app, group, users))
+
+    async def destroy_group(self, app: str, group: str) -> GroupDestroyed:
+        return await self._run(self.core.destroy_group(app, group))
+
+    async def reserve(self, app: str, action: str, values: Mapping[str, Any]) -> Reservation:
+        return await self._run(self.core.reserve(app, action, values))
+
+    async def release(self, reservation: Reservation) -> None:
+        await self._run(self.core.release(reservation))
+
+    async def set_edition(
+        self, app: str, edition: str, purchased_on: date | None = None, months: int = 1
+    ) -> PlanState:
+        return await self._run(self.core.set_edition(app, edition, purchased_on, months))
+
+    async def renew(self, app: str, months: int = 1) -> PlanState:
+        return await self._run(self.core.renew(app, months))
+
+    async def add_expansion(
+        self, app: str, kind: str, purchased_on: date, months: int = 1, days: int | None = None
+    ) -> ExpansionGrant:
+        return await self._run(self.core.add_expansion(app, kind, purchased_on, months, days))
+
+    async def remove_expansion(self, app: str, grant_id: str) -> bool:
+        return await self._run(self.core.remove_expansion(app, grant_id))
+
+    async def set_override(
+        self,
+        app: str,
+        limit: str,
+        value: int | None,
+        expires_at: datetime | None = None,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+    ) -> Override:
+        op = self.core.set_override(app, limit, value, expires_at, user=user, group=group)
+        return await self._run(op)
+
+    async def clear_override(
+        self, app: str, limit: str, *, user: str | None = None, group: str | None = None
+    ) -> bool:
+        return await self._run(self.core.clear_override(app, limit, user=user, group=group))
+
+    async def plan(self, app: str) -> PlanState:
+        return await self._run(self.core.plan(app))
+
+    async def limits(self, app: str) -> EffectiveLimits:
+        return await self._run(self.core.limits(app))
+
+    async def usage(self, app: str) -> Usage:
+        return await self._run(self.core.usage(app))
+
+    async def user_usage(self, app: str, user: str) -> UserUsage:
+        return await self._run(self.core.user_usage(app, user))
+
+    async def group_usage(self, app: str, group: str) -> GroupUsage | None:
+        return await self._run(self.core.group_usage(app, group))
+
+
+class Limiter:
+    """The blocking facade: the same operations as :class:`AsyncLimiter`, for sync code."""
+
+    def __init__(
+        self,
+        store: SyncStore,
+        *,
+        settings: Settings | None = None,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.core = _core(settings, catalog, clock)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, clock: Clock | None = None
+    ) -> Limiter:
+        core = _core(settings, None, clock)
+        store = SyncStore(sync_client(core.settings.redis_url))
+        return cls(store, settings=core.settings, catalog=core.catalog, clock=core.clock)
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.core.catalog
+
+    @property
+    def decisions(self) -> Counter[tuple[str, str]]:
+        """Decisions so far in this process, by (limit, allowed | refused | shadow_refused)."""
+        return self.core.decisions
+
+    def _run(self, op: Op[T]) -> T:
+        try:
+            request = next(op)
+            while True:
+                try:
+                    reply = self.store.execute(request)
+                except StoreUnavailable as exc:
+                    request = op.throw(exc)
+                else:
+                    request = op.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    def close(self) -> None:
+        self.store.close()
+
+    # operations: see limiter.core.Core for what each one decides
+    def register_users(self, app: str, users: Iterable[str] | str) -> BatchResult:
+        return self._run(self.core.register_users(app, users))
+
+    def delete_users(self, app: str, users: Iterable[str] | str) -> DeleteResult:
+        return self._run(self.core.delete_users(app, users))
+
+    def add_friends(
+        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+    ) -> BatchResult:
+        return self._run(self.core.add_friends(app, user, peers, both_ways))
+
+    def remove_friends(
+        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+    ) -> BatchResult:
+        return self._run(self.core.remove_friends(app, user, peers, both_ways))
+
+    def create_group(
+        self, app: str, group: str, type: str, owner: str, members: Iterable[str] = ()
+    ) -> GroupCreated:
+        return self._run(self.core.create_group(app, group, type, owner, members))
+
+    def add_members(self, app: str, group: str, users: Iterable[str] | str) -> MembersResult:
+        return self._run(self.core.add_members(app, group, users))
+
+    def remove_members(self, app: str, group: str, users: Iterable[str] | str) -> BatchResult:
+        return self._run(self.core.remove_members(app, group, users))
+
+    def destroy_group(self, app: str, group: str) -> GroupDestroyed:
+        return self._run(self.core.destroy_group(app, group))
+
+    def reserve(self, app: str, action: str, values: Mapping[str, Any]) -> Reservation:
+        return self._run(self.core.reserve(app, action, values))
+
+    def release(self, reservation: Reservation) -> None:
+        self._run(self.core.release(reservation))
+
+    def set_edition(
+        self, app: str, edition: str, purchased_on: date | None = None, months: int = 1
+    ) -> PlanState:
+        return self._run(self.core.set_edition(app, edition, purchased_on, months))
+
+    def renew(self, app: str, months: int = 1) -> PlanState:
+        return self._run(self.core.renew(app, months))
+
+    def add_expansion(
+        self, app: str, kind: str, purchased_on: date, months: int = 1, days: int | None = None
+    ) -> ExpansionGrant:
+        return self._run(self.core.add_expansion(app, kind, purchased_on, months, days))
+
+    def remove_expansion(self, app: str, grant_id: str) -> bool:
+        return self._run(self.core.remove_expansion(app, grant_id))
+
+    def set_override(
+        self,
+        app: str,
+        limit: str,
+        value: int | None,
+        expires_at: datetime | None = None,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+    ) -> Override:
+        return self._run(
+            self.core.set_override(app, limit, value, expires_at, user=user, group=group)
+        )
+
+    def clear_override(
+        self, app: str, limit: str, *, user: str | None = None, group: str | None = None
+    ) -> bool:
+        return self._run(self.core.clear_override(app, limit, user=user, group=group))
+
+    def plan(self, app: str) -> PlanState:
+        return self._run(self.core.plan(app))
+
+    def limits(self, app: str) -> EffectiveLimits:
+        return self._run(self.core.limits(app))
+
+    def usage(self, app: str) -> Usage:
+        return self._run(self.core.usage(app))
+
+    def user_usage(self, app: str, user: str) -> UserUsage:
+        return self._run(self.core.user_usage(app, user))
+
+    def group_usage(self, app: str, group: str) -> GroupUsage | None:
+        return self._run(self.core.group_usage(app, group))

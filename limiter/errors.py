@@ -1,0 +1,161 @@
+"""The one exception tree of limiter; every error carries machine-readable fields.
+
+LimiterError
+├── ConfigurationError        bad settings or plan catalog, raised at start-up
+├── InvalidRequest            bad input (also a ValueError); ``field`` names it
+├── PlanConflict              a plan change the app cannot take (a trial buying an expansion)
+├── GroupNotFound             an operation on a group that does not exist (IM code 10010)
+├── GroupExists               creating a group whose id is taken (IM code 10021)
+├── Refused                   a limit said no; carries limit, scope, current, maximum, code
+│   └── Suspended             the paid package lapsed or has not started (IM code 60020)
+└── StoreUnavailable          Redis could not be reached (outage policy ``closed``)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+Scope = Literal["app", "user", "group"]
+
+
+class LimiterError(Exception):
+    """Base of every error limiter raises."""
+
+
+class ConfigurationError(LimiterError):
+    """The settings or the plan catalog are unusable; raised when the limiter is built."""
+
+
+class InvalidRequest(LimiterError, ValueError):
+    """The caller passed something the limiter cannot act on; nothing was changed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class PlanConflict(LimiterError):
+    """A plan change that the app's current state does not allow; nothing was changed."""
+
+
+class GroupNotFound(LimiterError):
+    code = 10010
+
+    def __init__(self, app: str, group: str) -> None:
+        super().__init__(f"group {group!r} does not exist in app {app!r}")
+        self.app = app
+        self.group = group
+
+
+class GroupExists(LimiterError):
+    code = 10021
+
+    def __init__(self, app: str, group: str) -> None:
+        super().__init__(f"group {group!r} already exists in app {app!r}")
+        self.app = app
+        self.group = group
+
+
+@dataclass(frozen=True)
+class Lift:
+    """The cheapest catalog item that would raise a limit: an edition or an expansion."""
+
+    kind: Literal["edition", "expansion"]
+    id: str
+    value: int | None
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an addition was refused: which limit, for whom (scope and its id), how full it
+    is (``current`` of ``maximum``, None = unlimited), the IM error code, the app's edition,
+    and the cheapest catalog item that would lift the limit (None when nothing would)."""
+
+    code: int
+    limit: str
+    scope: Scope
+    scope_id: str
+    current: int
+    maximum: int | None
+    edition: str
+    lift: Lift | None = None
+
+    def describe(self) -> str:
+        cap = "unlimited" if self.maximum is None else str(self.maximum)
+        return (
+            f"{self.limit} limit reached for {self.scope} {self.scope_id!r}: "
+            f"{self.current} of {cap} (IM code {self.code})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values (the problem+json body uses them)."""
+        lift = None
+        if self.lift is not None:
+            lift = {
+                "kind": self.lift.kind,
+                "id": self.lift.id,
+                "value": self.lift.value,
+                "price": float(self.lift.price),
+            }
+        return {
+            "code": self.code,
+            "limit": self.limit,
+            "scope": self.scope,
+            "scope_id": self.scope_id,
+            "current": self.current,
+            "maximum": self.maximum,
+            "edition": self.edition,
+            "lift": lift,
+        }
+
+
+class Refused(LimiterError):
+    """A limit refused an addition; ``refusal`` (and the same-named attributes) say why."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.describe())
+        self.refusal = refusal
+
+    @property
+    def code(self) -> int:
+        return self.refusal.code
+
+    @property
+    def limit(self) -> str:
+        return self.refusal.limit
+
+    @property
+    def scope(self) -> Scope:
+        return self.refusal.scope
+
+    @property
+    def scope_id(self) -> str:
+        return self.refusal.scope_id
+
+    @property
+    def current(self) -> int:
+        return self.refusal.current
+
+    @property
+    def maximum(self) -> int | None:
+        return self.refusal.maximum
+
+    @property
+    def edition(self) -> str:
+        return self.refusal.edition
+
+    @property
+    def lift(self) -> Lift | None:
+        return self.refusal.lift
+
+
+class Suspended(Refused):
+    """The app's paid package lapsed (or has not started): additions are refused (IM 60020)."""
+
+
+class StoreUnavailable(LimiterError):
+    """Redis did not answer; under the ``closed`` outage policy nothing was decided."""

@@ -1,0 +1,233 @@
+"""FastAPI integration: the engine on ``app.state``, request-bound handles, reservations as
+dependencies, and one exception handler answering ``application/problem+json``.
+
+Only calls the engine; never touches Redis itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from limiter.core import ACTION_PARAMETERS, Reservation
+from limiter.engine import AsyncLimiter
+from limiter.errors import (
+    ConfigurationError,
+    GroupExists,
+    GroupNotFound,
+    InvalidRequest,
+    LimiterError,
+    PlanConflict,
+    Refused,
+    StoreUnavailable,
+)
+from limiter.keys import check_app_id
+from limiter.limits import EffectiveLimits
+from limiter.results import (
+    BatchResult,
+    DeleteResult,
+    GroupCreated,
+    GroupDestroyed,
+    MembersResult,
+    UserUsage,
+)
+from limiter.settings import Settings
+
+AppResolver = Callable[[Request], str | None]
+RequestSource = str | Callable[[Request], Any]
+PROBLEM_JSON = "application/problem+json"
+
+
+def app_id_from_request(request: Request) -> str | None:
+    """The default app resolver: the ``sdkappid`` query parameter, then an ``X-App-Id`` header."""
+    return request.query_params.get("sdkappid") or request.headers.get("x-app-id")
+
+
+@asynccontextmanager
+async def limiter_lifespan(
+    app: FastAPI, settings: Settings | None = None
+) -> AsyncIterator[AsyncLimiter]:
+    """Build the engine for the app's lifetime and keep it on ``app.state.limiter``."""
+    limiter = AsyncLimiter.from_settings(settings)
+    app.state.limiter = limiter
+    try:
+        yield limiter
+    finally:
+        await limiter.aclose()
+
+
+def get_limiter(request: Request) -> AsyncLimiter:
+    """The engine kept on ``app.state.limiter`` (see :func:`limiter_lifespan`)."""
+    limiter = getattr(request.app.state, "limiter", None)
+    if not isinstance(limiter, AsyncLimiter):
+        raise ConfigurationError("app.state.limiter is not an AsyncLimiter: set it in the lifespan")
+    return limiter
+
+
+def _app_id(request: Request, resolver: AppResolver) -> str:
+    app = resolver(request)
+    if not app:
+        raise InvalidRequest("sdkappid", "the request names no app (sdkappid or X-App-Id)")
+    return check_app_id(app)
+
+
+class BoundLimiter:
+    """The engine bound to the request's app: the same operations without the ``app`` argument."""
+
+    def __init__(self, limiter: AsyncLimiter, app: str) -> None:
+        self.limiter = limiter
+        self.app = app
+
+    async def register_users(self, users: Iterable[str] | str) -> BatchResult:
+        return await self.limiter.register_users(self.app, users)
+
+    async def delete_users(self, users: Iterable[str] | str) -> DeleteResult:
+        return await self.limiter.delete_users(self.app, users)
+
+    async def add_friends(
+        self, user: str, peers: Iterable[str] | str, both_ways: bool = True
+    ) -> BatchResult:
+        return await self.limiter.add_friends(self.app, user, peers, both_ways)
+
+    async def remove_friends(
+        self, user: str, peers: Iterable[str] | str, both_ways: bool = True
+    ) -> BatchResult:
+        return await self.limiter.remove_friends(self.app, user, peers, both_ways)
+
+    async def create_group(
+        self, group: str, type: str, owner: str, members: Iterable[str] = ()
+    ) -> GroupCreated:
+        return await self.limiter.create_group(self.app, group, type, owner, members)
+
+    async def add_members(self, group: str, users: Iterable[str] | str) -> MembersResult:
+        return await self.limiter.add_members(self.app, group, users)
+
+    async def remove_members(self, group: str, users: Iterable[str] | str) -> BatchResult:
+        return await self.limiter.remove_members(self.app, group, users)
+
+    async def destroy_group(self, group: str) -> GroupDestroyed:
+        return await self.limiter.destroy_group(self.app, group)
+
+    async def limits(self) -> EffectiveLimits:
+        return await self.limiter.limits(self.app)
+
+    async def user_usage(self, user: str) -> UserUsage:
+        return await self.limiter.user_usage(self.app, user)
+
+
+class AppLimiter:
+    """Dependency: a :class:`BoundLimiter` for the request's app.
+
+    ``auto_error=False`` gives None instead of a 422 when the request names no app.
+    """
+
+    def __init__(self, app_id: AppResolver = app_id_from_request, *, auto_error: bool = True):
+        self.app_id = app_id
+        self.auto_error = auto_error
+
+    async def __call__(self, request: Request) -> BoundLimiter | None:
+        try:
+            app = _app_id(request, self.app_id)
+        except InvalidRequest:
+            if self.auto_error:
+                raise
+            return None
+        return BoundLimiter(get_limiter(request), app)
+
+
+class Reserve:
+    """Dependency: reserve an action before the handler runs; release it if the handler raises.
+
+    Each parameter of the action (``ACTION_PARAMETERS``) comes from a source: a name looked up
+    in the path parameters, then the query string, then the JSON body's top-level fields; or
+    a callable given the request. ``Reserve("add_members", group="group_id", users="members")``.
+    """
+
+    def __init__(
+        self, action: str, *, app_id: AppResolver = app_id_from_request, **sources: RequestSource
+    ) -> None:
+        if action not in ACTION_PARAMETERS:
+            known = ", ".join(ACTION_PARAMETERS)
+            raise TypeError(f"Reserve: unknown action {action!r}; known: {known}")
+        unknown = set(sources) - set(ACTION_PARAMETERS[action])
+        if unknown:
+            raise TypeError(f"Reserve: {action} takes no {', '.join(sorted(unknown))}")
+        self.action = action
+        self.app_id = app_id
+        self.sources: Mapping[str, RequestSource] = sources
+
+    async def _values(self, request: Request) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        body: Any = None
+        for name, source in self.sources.items():
+            if callable(source):
+                values[name] = source(request)
+            elif source in request.path_params:
+                values[name] = request.path_params[source]
+            elif source in request.query_params:
+                values[name] = request.query_params[source]
+            else:
+                if body is None:
+                    body = await _json_body(request)
+                if source in body:
+                    values[name] = body[source]
+        return values
+
+    async def __call__(self, request: Request) -> AsyncIterator[Reservation]:
+        app = _app_id(request, self.app_id)
+        limiter = get_limiter(request)
+        reservation = await limiter.reserve(app, self.action, await self._values(request))
+        try:
+            yield reservation
+        except BaseException:
+            await limiter.release(reservation)
+            raise
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("body", "is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("body", "must be a JSON object")
+    return body
+
+
+def _problem(status: int, title: str, detail: str, **fields: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **fields}
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def limiter_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Answer a :class:`LimiterError` as ``application/problem+json``: a refusal 403 with its
+    fields, an outage 503, bad input 422 naming the field, a missing group 404, a conflict 409."""
+    if isinstance(exc, Refused):
+        return _problem(403, "Limit reached", str(exc), **exc.refusal.as_dict())
+    if isinstance(exc, StoreUnavailable):
+        return _problem(503, "Limit store unavailable", "the limit store did not answer; retry")
+    if isinstance(exc, InvalidRequest):
+        return _problem(422, "Invalid request", str(exc), field=exc.field)
+    if isinstance(exc, GroupNotFound):
+        return _problem(404, "Group not found", str(exc), code=exc.code)
+    if isinstance(exc, GroupExists):
+        return _problem(409, "Group exists", str(exc), code=exc.code)
+    if isinstance(exc, PlanConflict):
+        return _problem(409, "Plan conflict", str(exc))
+    if isinstance(exc, ConfigurationError):
+        return _problem(500, "Limiter misconfigured", str(exc))
+    return _problem(400, "Limiter error", str(exc))
+
+
+def install_exception_handler(app: FastAPI) -> None:
+    """Route every :class:`LimiterError` to :func:`limiter_exception_handler`."""
+    app.add_exception_handler(LimiterError, limiter_exception_handler)

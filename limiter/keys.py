@@ -1,0 +1,77 @@
+"""The Redis key layout: every key of one app shares the hash tag ``{app}``, so one slot.
+
+    <prefix>:{<app>}:plan         HASH  plan state fields (edition, expansion:*, override:*)
+    <prefix>:{<app>}:users        SET   registered user ids
+    <prefix>:{<app>}:friends      ZSET  "a\\0b": b is in a's friend list (all scores 0)
+    <prefix>:{<app>}:friended_by  ZSET  "b\\0a": the same relation, indexed by the friend
+    <prefix>:{<app>}:groups       HASH  group id -> canonical group type
+    <prefix>:{<app>}:members      ZSET  "g\\0u": u is a member of g
+    <prefix>:{<app>}:joined       ZSET  "u\\0g": u's groups that count toward groups_per_user
+    <prefix>:{<app>}:joined_free  ZSET  "u\\0g": u's groups that do not (AV chat rooms)
+    <prefix>:{<app>}:av_rooms     SET   AV chat room group ids
+
+Relations live in a few app-wide sorted sets instead of one key per user or group, so every
+script names all its keys in KEYS (Redis Cluster safe) and counts are exact ``ZLEXCOUNT`` ranges
+(``[u\\0`` .. ``(u\\1``): there is no separate counter that could drift. Ids never contain
+control characters (validated), so ``\\0`` cannot occur inside one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from limiter.errors import InvalidRequest
+
+_APP_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_PREFIX = re.compile(r"[A-Za-z0-9_.\-:]{1,64}")
+
+
+@dataclass(frozen=True)
+class AppKeys:
+    plan: str
+    users: str
+    friends: str
+    friended_by: str
+    groups: str
+    members: str
+    joined: str
+    joined_free: str
+    av_rooms: str
+
+
+class KeyLayout:
+    """Builds the keys of an app under a configurable prefix."""
+
+    def __init__(self, prefix: str = "limiter") -> None:
+        if not _PREFIX.fullmatch(prefix):
+            raise InvalidRequest("key_prefix", "1-64 characters of A-Z a-z 0-9 _ . - :")
+        self.prefix = prefix
+
+    def app(self, app: str) -> AppKeys:
+        base = f"{self.prefix}:{{{check_app_id(app)}}}:"
+        return AppKeys(*(base + name for name in AppKeys.__dataclass_fields__))
+
+
+def check_app_id(app: str) -> str:
+    """An app id (the IM's sdkappid) is 1-64 of A-Z a-z 0-9 _ . - (no braces: it is the tag)."""
+    if not isinstance(app, str) or not _APP_ID.fullmatch(app):
+        raise InvalidRequest(
+            "app", f"app id must be 1-64 characters of A-Z a-z 0-9 _ . - : {app!r}"
+        )
+    return app
+
+
+def check_entity_id(value: object, field: str, max_bytes: int) -> str:
+    """A user or group id: 1..max_bytes UTF-8 bytes, no control characters."""
+    if not isinstance(value, str):
+        raise InvalidRequest(field, f"must be a string, not {type(value).__name__}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidRequest(field, f"must be valid UTF-8 text: {value!r}") from None
+    if size == 0 or size > max_bytes:
+        raise InvalidRequest(field, f"must be 1 to {max_bytes} bytes, got {size}: {value!r}")
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        raise InvalidRequest(field, f"must not contain control characters: {value!r}")
+    return value

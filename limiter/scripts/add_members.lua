@@ -1,0 +1,82 @@
+-- add_members: add users to an existing group; the eligible ones all fit, or nobody is added.
+-- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free
+-- ARGV[1]  group id
+-- ARGV[2]  the group's own group_members limit if an override sets one, else "" (use the type's)
+-- ARGV[3]  shadow flags, one character each for group_members, groups_per_user
+-- ARGV[4]  n, the number of group types that follow
+-- ARGV[5 .. 4+3n]  triples: group type, its group_members limit, "1" if it counts toward
+--          groups_per_user
+-- then     pairs: user id, that user's groups_per_user limit; distinct
+-- Returns  {status, size, group type, then per user two integers: outcome, count}
+--          status 0 done, 10010 no such group, 10014 the eligible users do not all fit
+--          (nothing changed), -10014 they did not fit a shadow limit but were added;
+--          size: members after the call (before it, on 10014);
+--          outcome 1 added, 2 already a member, 10037 the user's groups are full, -10037 added
+--          over a shadow limit, 0 not attempted (the call was refused); count: the user's
+--          counted groups at the decision.
+local group = ARGV[1]
+local group_type = redis.call("HGET", KEYS[1], group)
+if not group_type then
+  return {10010, 0, ""}
+end
+local shadow_members = string.sub(ARGV[3], 1, 1) == "1"
+local shadow_groups = string.sub(ARGV[3], 2, 2) == "1"
+local types = tonumber(ARGV[4])
+local member_limit, counted = -1, false
+for i = 5, 4 + 3 * types, 3 do
+  if ARGV[i] == group_type then
+    member_limit = tonumber(ARGV[i + 1])
+    counted = ARGV[i + 2] == "1"
+  end
+end
+if ARGV[2] ~= "" then
+  member_limit = tonumber(ARGV[2])
+end
+local joined_key = counted and KEYS[3] or KEYS[4]
+local size = count_of(KEYS[2], group)
+local first = 5 + 3 * types
+local outcomes, counts, eligible = {}, {}, 0
+for i = first, #ARGV, 2 do
+  local user = ARGV[i]
+  local outcome, count = 2, 0
+  if not has(KEYS[2], group, user) then
+    outcome = 0
+    if counted then
+      count = count_of(KEYS[3], user)
+      outcome = verdict(count, tonumber(ARGV[i + 1]), shadow_groups, 10037)
+    end
+    if outcome <= 0 then
+      eligible = eligible + 1
+      outcome = (outcome == 0) and 1 or outcome
+    end
+  end
+  outcomes[#outcomes + 1] = outcome
+  counts[#counts + 1] = count
+end
+local status = 0
+if eligible > 0 then
+  status = verdict(size + eligible - 1, member_limit, shadow_members, 10014)
+end
+local out = {status, size, group_type}
+if status > 0 then
+  for _ = 1, #outcomes do
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  end
+  return out
+end
+for n = 1, #outcomes do
+  local outcome = outcomes[n]
+  if outcome == 1 or outcome < 0 then
+    local user = ARGV[first + 2 * (n - 1)]
+    link(KEYS[2], group, user)
+    link(joined_key, user, group)
+    if counted then
+      counts[n] = counts[n] + 1
+    end
+  end
+  out[#out + 1] = outcome
+  out[#out + 1] = counts[n]
+end
+out[2] = size + eligible
+return out

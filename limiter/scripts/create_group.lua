@@ -1,0 +1,76 @@
+-- create_group: create a group with its owner and initial members, all or nothing.
+-- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free  KEYS[5] av_rooms
+-- ARGV[1]  group id
+-- ARGV[2]  canonical group type
+-- ARGV[3]  "1" when this type counts toward groups_per_user
+-- ARGV[4]  "1" when this type is an AV chat room (counts toward av_chatrooms)
+-- ARGV[5]  the group's group_members limit (-1 = unlimited)
+-- ARGV[6]  the app's av_chatrooms limit (-1 = unlimited)
+-- ARGV[7]  shadow flags, one character each for group_members, av_chatrooms, groups_per_user
+-- ARGV[8..] pairs: member id, that member's groups_per_user limit; the owner first; distinct
+-- Returns  {status, subject, count, then shadowed triples (code, subject, count)...}
+--          status 0 created (count = members), 10021 the id is taken, 10036 too many AV
+--          chat rooms (count = rooms), 10038 too many initial members (count = asked),
+--          10037 `subject` has joined too many groups (count = its groups).
+local group = ARGV[1]
+local group_type = ARGV[2]
+local counted = ARGV[3] == "1"
+local is_av = ARGV[4] == "1"
+local member_limit = tonumber(ARGV[5])
+local av_limit = tonumber(ARGV[6])
+local shadow_members = string.sub(ARGV[7], 1, 1) == "1"
+local shadow_av = string.sub(ARGV[7], 2, 2) == "1"
+local shadow_groups = string.sub(ARGV[7], 3, 3) == "1"
+
+if redis.call("HEXISTS", KEYS[1], group) == 1 then
+  return {10021, group, 0}
+end
+local shadowed = {}
+local function check(outcome, subject, count)
+  if outcome > 0 then
+    return {outcome, subject, count}
+  end
+  if outcome < 0 then
+    shadowed[#shadowed + 1] = -outcome
+    shadowed[#shadowed + 1] = subject
+    shadowed[#shadowed + 1] = count
+  end
+  return nil
+end
+
+if is_av then
+  local rooms = redis.call("SCARD", KEYS[5])
+  local refused = check(verdict(rooms, av_limit, shadow_av, 10036), group, rooms)
+  if refused then
+    return refused
+  end
+end
+local size = (#ARGV - 7) / 2
+local refused = check(verdict(size - 1, member_limit, shadow_members, 10038), group, size)
+if refused then
+  return refused
+end
+if counted then
+  for i = 8, #ARGV, 2 do
+    local joined = count_of(KEYS[3], ARGV[i])
+    refused = check(verdict(joined, tonumber(ARGV[i + 1]), shadow_groups, 10037), ARGV[i], joined)
+    if refused then
+      return refused
+    end
+  end
+end
+
+redis.call("HSET", KEYS[1], group, group_type)
+if is_av then
+  redis.call("SADD", KEYS[5], group)
+end
+local joined_key = counted and KEYS[3] or KEYS[4]
+for i = 8, #ARGV, 2 do
+  link(KEYS[2], group, ARGV[i])
+  link(joined_key, ARGV[i], group)
+end
+local out = {0, group, size}
+for i = 1, #shadowed do
+  out[#out + 1] = shadowed[i]
+end
+return out

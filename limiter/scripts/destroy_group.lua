@@ -1,0 +1,16 @@
+-- destroy_group: delete a group, releasing every member's count and its AV chat room slot.
+-- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free  KEYS[5] av_rooms
+-- ARGV[1]  group id
+-- Returns  the number of members released, or -1 when the group did not exist
+local group = ARGV[1]
+if redis.call("HDEL", KEYS[1], group) == 0 then
+  return -1
+end
+redis.call("SREM", KEYS[5], group)
+local members = related(KEYS[2], group)
+for _, user in ipairs(members) do
+  unlink(KEYS[2], group, user)
+  unlink(KEYS[3], user, group)
+  unlink(KEYS[4], user, group)
+end
+return #members

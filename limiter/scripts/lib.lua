@@ -1,0 +1,42 @@
+-- Helpers shared by every limiter script; prepended to each script when it is registered.
+-- Relations are entries "a\0b" of app-wide sorted sets (all scores 0); the entries of one
+-- subject a are the lexical range [a\0, a\1), so counts are exact ZLEXCOUNTs.
+local SEP = "\0"
+
+local function count_of(key, id)
+  return redis.call("ZLEXCOUNT", key, "[" .. id .. SEP, "(" .. id .. "\1")
+end
+
+-- The other ends of every relation of id, e.g. the groups of a user.
+local function related(key, id)
+  local entries = redis.call("ZRANGEBYLEX", key, "[" .. id .. SEP, "(" .. id .. "\1")
+  local start = #id + 2
+  for i = 1, #entries do
+    entries[i] = string.sub(entries[i], start)
+  end
+  return entries
+end
+
+local function has(key, a, b)
+  return redis.call("ZSCORE", key, a .. SEP .. b) ~= false
+end
+
+local function link(key, a, b)
+  redis.call("ZADD", key, 0, a .. SEP .. b)
+end
+
+local function unlink(key, a, b)
+  return redis.call("ZREM", key, a .. SEP .. b)
+end
+
+-- The decision for adding one more to something holding `count` under `limit` (-1: none):
+-- 0 allowed; `code` refused; -`code` over a shadow-mode limit (the addition goes ahead).
+local function verdict(count, limit, shadow, code)
+  if limit < 0 or count < limit then
+    return 0
+  end
+  if shadow then
+    return -code
+  end
+  return code
+end

@@ -1,0 +1,11 @@
+-- remove_friend_edges: remove directed friend-list entries (both-way removal passes both).
+-- KEYS[1]  friends  KEYS[2]  friended_by
+-- ARGV[1..] pairs: owner of the list, the friend to remove from it
+-- Returns  per pair: 1 removed, 0 was not there
+local out = {}
+for i = 1, #ARGV, 2 do
+  local removed = unlink(KEYS[1], ARGV[i], ARGV[i + 1])
+  unlink(KEYS[2], ARGV[i + 1], ARGV[i])
+  out[#out + 1] = removed
+end
+return out

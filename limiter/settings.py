@@ -1,0 +1,63 @@
+"""Settings from the environment (prefix ``LIMITER_``), validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from limiter.catalog import LimitName
+
+Mode = Literal["enforce", "shadow"]
+
+
+class Settings(BaseSettings):
+    """Every setting; each is read from ``LIMITER_<NAME>`` (e.g. ``LIMITER_REDIS_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIMITER_", extra="ignore", frozen=True)
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="redis://, rediss://, unix:// or memory:// (an in-process store)",
+    )
+    key_prefix: str = Field(default="limiter", description="prefix of every Redis key")
+    timezone: str = Field(default="Asia/Shanghai", description="billing timezone (IANA name)")
+    cache_seconds: float = Field(
+        default=1.0, ge=0, le=60, description="how stale a worker's copy of a plan may be"
+    )
+    policies: dict[LimitName, Mode] = Field(
+        default_factory=dict,
+        description='per-limit mode, JSON, e.g. {"group_members": "shadow"}; default enforce',
+    )
+    outage: Literal["closed", "open"] = Field(
+        default="closed", description="when Redis is down: closed = raise, open = allow and log"
+    )
+    catalog_path: Path | None = Field(default=None, description="a plan catalog file to load")
+    default_edition: str = Field(default="trial", description="edition of an app never set up")
+    user_id_max_bytes: int = Field(default=32, ge=1, le=1024)
+    group_id_max_bytes: int = Field(default=48, ge=1, le=1024)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError("must start with redis://, rediss://, unix:// or memory://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    def mode(self, limit: str) -> Mode:
+        for name, mode in self.policies.items():
+            if name == limit:
+                return mode
+        return "enforce"

@@ -1,0 +1,148 @@
+"""The Redis I/O layer: runs the registered Lua scripts and pipelined reads, nothing else.
+
+The engine describes each round trip as a request (:class:`ScriptCall` or :class:`Read`);
+the two stores here execute it, one with ``redis``, one with ``redis.asyncio``, and turn a
+connection failure into :class:`StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript, Script
+
+from limiter.errors import ConfigurationError, StoreUnavailable
+
+SCRIPT_NAMES = (
+    "register_users",
+    "delete_users",
+    "add_friends",
+    "remove_friend_edges",
+    "create_group",
+    "add_members",
+    "remove_members",
+    "destroy_group",
+    "plan_write",
+)
+_OUTAGES = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One run of a registered script: one round trip."""
+
+    script: str
+    keys: tuple[str, ...]
+    args: tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Read:
+    """Read-only commands sent together in one pipeline: one round trip."""
+
+    commands: tuple[tuple[str | int, ...], ...]
+
+
+Request = ScriptCall | Read
+
+
+@functools.cache
+def script_sources() -> dict[str, str]:
+    """Each script's source, with the shared helpers of ``lib.lua`` in front."""
+    folder = resources.files("limiter").joinpath("scripts")
+    lib = folder.joinpath("lib.lua").read_text(encoding="utf-8")
+    return {
+        name: lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+        for name in SCRIPT_NAMES
+    }
+
+
+class SyncStore:
+    """Executes requests on a blocking client (``decode_responses=True``)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._scripts: dict[str, Script] = {
+            name: client.register_script(source) for name, source in script_sources().items()
+        }
+
+    def execute(self, request: Request) -> Any:
+        try:
+            if isinstance(request, ScriptCall):
+                return self._scripts[request.script](keys=request.keys, args=request.args)
+            pipe = self.client.pipeline(transaction=False)
+            for command in request.commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            return pipe.execute()
+        except _OUTAGES as exc:
+            raise StoreUnavailable(f"Redis unavailable: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class AsyncStore:
+    """Executes requests on an asyncio client (``decode_responses=True``)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._scripts: dict[str, AsyncScript] = {
+            name: client.register_script(source) for name, source in script_sources().items()
+        }
+
+    async def execute(self, request: Request) -> Any:
+        try:
+            if isinstance(request, ScriptCall):
+                return await self._scripts[request.script](keys=request.keys, args=request.args)
+            pipe = self.client.pipeline(transaction=False)
+            for command in request.commands:
+                pipe.execute_command(*command)
+            return await pipe.execute()
+        except _OUTAGES as exc:
+            raise StoreUnavailable(f"Redis unavailable: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+# -- building clients from a URL ---------------------------------------------------------------
+
+_memory_servers: dict[str, Any] = {}
+
+
+def _memory_server(url: str) -> Any:
+    """One in-process server per ``memory://name`` URL, shared by the sync and async clients."""
+    try:
+        import fakeredis
+    except ImportError:
+        raise ConfigurationError(
+            "memory:// needs the in-process store: pip install 'limiter[memory]'"
+        ) from None
+    if url not in _memory_servers:
+        _memory_servers[url] = fakeredis.FakeServer(version=(7,))
+    return _memory_servers[url]
+
+
+def sync_client(url: str) -> redis.Redis:
+    if url.startswith("memory://"):
+        import fakeredis
+
+        client: redis.Redis = fakeredis.FakeRedis(server=_memory_server(url), decode_responses=True)
+        return client
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def async_client(url: str) -> aioredis.Redis:
+    if url.startswith("memory://"):
+        import fakeredis
+
+        client: aioredis.Redis = fakeredis.FakeAsyncRedis(
+            server=_memory_server(url), decode_responses=True
+        )
+        return client
+    return aioredis.Redis.from_url(url, decode_responses=True)
