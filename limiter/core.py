@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,7 +115,8 @@ class Core:
         self.keys = KeyLayout(settings.key_prefix)
         self.tz = ZoneInfo(settings.timezone)
         self.decisions: Counter[tuple[str, str]] = Counter()
-        self._plans: dict[str, tuple[float, PlanState]] = {}
+        # app -> (when this process's copy goes stale, the copy)
+        self._plans: dict[str, tuple[datetime, PlanState]] = {}
 
     # -- input -----------------------------------------------------------------------------
 
@@ -139,12 +139,12 @@ class Core:
     def _plan(self, app: str, *, fresh: bool = False) -> Op[PlanState]:
         """The app's plan state, from this process's copy when it is recent enough."""
         cached = self._plans.get(app)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now and not fresh:
+        now = self.clock.now()
+        if cached is not None and now < cached[0] and not fresh:
             return cached[1]
         (fields,) = yield Read((("HGETALL", self.keys.app(app).plan),))
         plan = decode(fields, self.settings.default_edition)
-        self._plans[app] = (now + self.settings.cache_seconds, plan)
+        self._plans[app] = (now + timedelta(seconds=self.settings.cache_seconds), plan)
         return plan
 
     def _limits(self, app: str) -> Op[EffectiveLimits]:

@@ -1,0 +1,126 @@
+"""Shared fixtures: one store fixture over fakeredis and the real server, engines over it.
+
+The real server is ``LIMITER_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``). When it
+does not answer, its tests are skipped locally and fail when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from limiter import AsyncLimiter, AsyncStore, Limiter, Settings, SyncStore
+from limiter.testing import ManualClock
+
+REDIS_URL = os.environ.get("LIMITER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BEIJING = timezone(timedelta(hours=8))
+APP = "1400000001"
+
+
+def real_redis_or_skip() -> redis.Redis:
+    """A client of the real test server, flushed; skip (locally) or fail (CI) without one."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a Redis server at {REDIS_URL}: {exc}")
+        pytest.skip(f"no Redis server at {REDIS_URL}")
+    client.flushdb()
+    return client
+
+
+@dataclass
+class Backend:
+    """Makes clients of one data set: a fakeredis server, or the real test database."""
+
+    name: str
+    sync_client: Callable[[], redis.Redis]
+    async_client: Callable[[], aioredis.Redis]
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "fakeredis":
+        server = fakeredis.FakeServer(version=(7,))
+        yield Backend(
+            "fakeredis",
+            lambda: fakeredis.FakeRedis(server=server, decode_responses=True),
+            lambda: fakeredis.FakeAsyncRedis(server=server, decode_responses=True),
+        )
+        return
+    client = real_redis_or_skip()
+    yield Backend(
+        "redis",
+        lambda: redis.Redis.from_url(REDIS_URL, decode_responses=True),
+        lambda: aioredis.Redis.from_url(REDIS_URL, decode_responses=True),
+    )
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 11, 26, 12, 0, tzinfo=BEIJING))
+
+
+class AsyncAsSync:
+    """Drives an :class:`AsyncLimiter` from sync tests, so every engine test runs both ways."""
+
+    def __init__(self, engine: AsyncLimiter, loop: asyncio.AbstractEventLoop) -> None:
+        self.engine = engine
+        self.loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.engine, name)
+        if inspect.iscoroutinefunction(attribute):
+            return lambda *args, **kwargs: self.loop.run_until_complete(attribute(*args, **kwargs))
+        return attribute
+
+
+EngineFactory = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_engine(
+    request: pytest.FixtureRequest, backend: Backend, clock: ManualClock
+) -> Iterator[EngineFactory]:
+    """Builds engines (sync facade, or the async engine driven synchronously) on ``backend``."""
+    loop = asyncio.new_event_loop()
+    made: list[Any] = []
+
+    def make(**settings: Any) -> Any:
+        settings.setdefault("cache_seconds", 0)
+        config = Settings(redis_url="memory://unused", **settings)
+        if request.param == "sync":
+            engine: Any = Limiter(SyncStore(backend.sync_client()), settings=config, clock=clock)
+        else:
+            engine = AsyncAsSync(
+                AsyncLimiter(AsyncStore(backend.async_client()), settings=config, clock=clock),
+                loop,
+            )
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        if isinstance(engine, AsyncAsSync):
+            loop.run_until_complete(engine.engine.aclose())
+        else:
+            engine.close()
+    loop.close()
+
+
+@pytest.fixture
+def engine(make_engine: EngineFactory) -> Any:
+    return make_engine()

@@ -1,0 +1,169 @@
+"""Key layout, id validation, round trips per operation, plan cache and outage policies."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+import pytest
+import redis
+
+from limiter import (
+    InvalidRequest,
+    Limiter,
+    Outcome,
+    Settings,
+    StoreUnavailable,
+    SyncStore,
+)
+from limiter.keys import KeyLayout
+from limiter.store import Request
+from tests.conftest import APP, Backend
+
+
+class CountingStore(SyncStore):
+    """A real store that also counts its round trips (one per executed request)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
+        self.round_trips = 0
+
+    def execute(self, request: Request) -> object:
+        self.round_trips += 1
+        return super().execute(request)
+
+
+def test_every_key_carries_the_prefix_and_the_app_hash_tag(make_engine, backend: Backend):
+    engine = make_engine(key_prefix="chat.prod")
+    engine.register_users(APP, ["a", "b"])
+    engine.add_friends(APP, "a", ["b"])
+    engine.create_group(APP, "g", "AVChatRoom", "a", ["b"])
+    engine.set_override(APP, "friends", 5, user="a")
+    keys = backend.sync_client().keys("*")
+    assert len(keys) == 8
+    assert all(key.startswith(f"chat.prod:{{{APP}}}:") for key in keys)
+
+
+def test_key_layout_rejects_a_prefix_or_app_id_that_would_break_the_tag():
+    with pytest.raises(InvalidRequest) as caught:
+        KeyLayout("a{b}")
+    assert caught.value.field == "key_prefix"
+    for bad in ["", "1{2}", "a:b", "x" * 65, "a b", "a*"]:
+        with pytest.raises(InvalidRequest) as caught:
+            KeyLayout().app(bad)
+        assert caught.value.field == "app"
+
+
+@pytest.mark.parametrize(
+    ("user", "reason"),
+    [("", "bytes"), ("x" * 33, "bytes"), ("é" * 17, "bytes"), ("a\nb", "control"), ("a\0", "control")],
+)
+def test_bad_user_ids_are_refused_before_anything_changes(engine, user, reason):
+    with pytest.raises(InvalidRequest) as caught:
+        engine.register_users(APP, ["fine", user])
+    assert caught.value.field == "users" and reason in str(caught.value)
+    assert engine.usage(APP).users == 0
+
+
+def test_group_ids_up_to_48_bytes(engine):
+    engine.create_group(APP, "g" * 48, "Public", "owner")
+    with pytest.raises(InvalidRequest) as caught:
+        engine.create_group(APP, "g" * 49, "Public", "owner")
+    assert caught.value.field == "group"
+
+
+def test_ids_with_key_characters_stay_inside_their_own_app_and_entity(engine, backend: Backend):
+    other = "1400000002"
+    engine.add_friends(other, "a", ["b"])
+    engine.create_group(other, "g", "Public", "a")
+    tricky = ["a}", "{a", "a:b", "*", f"{{{other}}}", "a\\", "[a", "(a"]
+    engine.register_users(APP, tricky)
+    engine.add_friends(APP, "*", tricky[:3])
+    engine.create_group(APP, "g:*", "Public", "{a", ["a}", "*"])
+    engine.delete_users(APP, ["*"])
+    engine.destroy_group(APP, "g:*")
+    assert engine.user_usage(other, "a").friends == 1
+    assert engine.group_usage(other, "g").members == 1
+    assert engine.user_usage(APP, "a").friends == 0
+    assert engine.user_usage(APP, "a:b").friends == 0
+    assert engine.usage(APP).users == len(tricky) - 1
+    keys = backend.sync_client().keys("*")
+    assert {key.split("}")[0] for key in keys} == {f"limiter:{{{APP}", f"limiter:{{{other}"}
+
+
+def test_each_operation_is_one_round_trip_once_the_plan_is_cached(backend: Backend, clock):
+    store = CountingStore(backend.sync_client())
+    engine = Limiter(store, settings=Settings(cache_seconds=60), clock=clock)
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 20))
+    engine.register_users(APP, ["warm"])  # the plan is now cached
+    operations = {
+        "register_users": lambda: engine.register_users(APP, ["a", "b"]),
+        "add_friends": lambda: engine.add_friends(APP, "a", ["b"]),
+        "remove_friends": lambda: engine.remove_friends(APP, "a", ["b"]),
+        "create_group": lambda: engine.create_group(APP, "g", "Public", "a", ["b"]),
+        "add_members": lambda: engine.add_members(APP, "g", ["c", "d"]),
+        "remove_members": lambda: engine.remove_members(APP, "g", ["c"]),
+        "destroy_group": lambda: engine.destroy_group(APP, "g"),
+        "delete_users": lambda: engine.delete_users(APP, ["a"]),
+        "usage": lambda: engine.usage(APP),
+    }
+    for name, operation in operations.items():
+        before = store.round_trips
+        operation()
+        assert store.round_trips - before == 1, name
+    clock.advance(timedelta(seconds=61))
+    before = store.round_trips
+    engine.register_users(APP, ["e"])
+    assert store.round_trips - before == 2  # the stale plan is read again, then the script
+
+
+@pytest.mark.redis
+def test_the_server_sees_one_evalsha_per_decision(clock):
+    from tests.conftest import REDIS_URL, real_redis_or_skip
+
+    server = real_redis_or_skip()
+    engine = Limiter.from_settings(Settings(redis_url=REDIS_URL, cache_seconds=60), clock=clock)
+    for app in ("warm-up", APP):  # the first app loads the scripts into the server's cache
+        engine.register_users(app, ["warm"])
+        server.config_resetstat()
+        engine.add_friends(app, "a", ["b", "c"])
+        engine.create_group(app, "g", "Public", "a", ["b"])
+        engine.add_members(app, "g", ["c"])
+    stats = server.info("commandstats")
+    calls = {name: stat["calls"] for name, stat in stats.items()}
+    assert calls.get("cmdstat_evalsha") == 3
+    assert "cmdstat_hgetall" not in calls
+    engine.close()
+
+
+def test_plan_changes_reach_another_worker_within_the_staleness_bound(make_engine, clock):
+    writer = make_engine(cache_seconds=1)
+    reader = make_engine(cache_seconds=1)
+    assert reader.limits(APP).app["friends"].value == 20
+    writer.set_override(APP, "friends", 7)
+    assert writer.limits(APP).app["friends"].value == 7  # the writer forgets its own copy
+    assert reader.limits(APP).app["friends"].value == 20  # the reader's copy is still fresh
+    clock.advance(timedelta(seconds=1))
+    assert reader.limits(APP).app["friends"].value == 7
+
+
+def _dead_store_settings(**kwargs: object) -> Settings:
+    return Settings(redis_url="redis://127.0.0.1:1/0", **kwargs)
+
+
+def test_outage_closed_raises_the_typed_error(clock):
+    engine = Limiter.from_settings(_dead_store_settings(), clock=clock)
+    with pytest.raises(StoreUnavailable):
+        engine.add_members(APP, "g", ["a"])
+    with pytest.raises(StoreUnavailable):
+        engine.usage(APP)
+
+
+def test_outage_open_allows_and_logs(clock, caplog):
+    engine = Limiter.from_settings(_dead_store_settings(outage="open"), clock=clock)
+    with caplog.at_level(logging.WARNING, logger="limiter"):
+        result = engine.add_friends(APP, "a", ["b"])
+        created = engine.create_group(APP, "g", "Public", "a", ["b"])
+    assert result.degraded and result.items[0].outcome is Outcome.ADDED
+    assert created.degraded and created.members == 2
+    assert "outage policy open" in caplog.text
