@@ -71,7 +71,7 @@ class EditionLimits(_Model):
 class Edition(_Model):
     title: str
     paid: bool
-    price: Decimal = Decimal(0)
+    price: Decimal = Field(default=Decimal(0), ge=0)
     included_dau: int = Field(default=0, ge=0)
     limits: EditionLimits
 
@@ -81,6 +81,12 @@ class Raise(_Model):
     value: LimitValue = None
     min_value: int | None = Field(default=None, ge=0)
     max_value: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _value_or_range(self) -> Raise:
+        if "value" not in self.model_fields_set and self.min_value is None:
+            raise ValueError("give value (a number or 'unlimited') or min_value/max_value")
+        return self
 
     @property
     def chosen_by_buyer(self) -> bool:

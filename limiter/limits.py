@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -95,7 +95,8 @@ def edition_state(catalog: Catalog, plan: PlanState, now: datetime, tz: ZoneInfo
         return EditionState(plan.edition, Status.SUSPENDED, None)
     if span.contains(today):
         return EditionState(plan.edition, Status.ACTIVE, span)
-    grace_ends = day_end(span.ends_on, tz) + timedelta(hours=catalog.grace_hours)
+    # Elapsed hours, not wall-clock ones: add in UTC so a DST change does not stretch grace.
+    grace_ends = day_end(span.ends_on, tz).astimezone(UTC) + timedelta(hours=catalog.grace_hours)
     status = Status.GRACE if now < grace_ends else Status.SUSPENDED
     return EditionState(plan.edition, status, span)
 
