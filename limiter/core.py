@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -73,6 +74,8 @@ USER_OVERRIDE_LIMITS = ("friends", "groups_per_user")
 GROUP_OVERRIDE_LIMITS = ("group_members",)
 _ADDED, _ALREADY = 1, 2
 _CAS_ATTEMPTS = 20
+PLAN_CACHE_APPS = 10_000
+MAX_MONTHS = 120
 # What each reservable action needs from its caller (besides the app); optional ones last.
 ACTION_PARAMETERS: Mapping[str, tuple[str, ...]] = {
     "register_users": ("users",),
@@ -130,8 +133,13 @@ class Core:
         """Validated user ids in request order; duplicates count once."""
         if isinstance(values, str):
             values = (values,)
-        if not isinstance(values, Iterable):
+        if not isinstance(values, Iterable) or isinstance(values, bytes | Mapping):
             raise InvalidRequest(field, "must be a list of user ids")
+        values = list(values)
+        if len(values) > self.settings.max_batch:
+            raise InvalidRequest(
+                field, f"at most {self.settings.max_batch} ids in one call, got {len(values)}"
+            )
         return tuple(dict.fromkeys(self._user(value, field) for value in values))
 
     # -- plan --------------------------------------------------------------------------------
@@ -144,6 +152,8 @@ class Core:
             return cached[1]
         (fields,) = yield Read((("HGETALL", self.keys.app(app).plan),))
         plan = decode(fields, self.settings.default_edition)
+        if app not in self._plans and len(self._plans) >= PLAN_CACHE_APPS:
+            self._plans.pop(next(iter(self._plans)))  # app ids come from clients: stay bounded
         self._plans[app] = (now + timedelta(seconds=self.settings.cache_seconds), plan)
         return plan
 
@@ -196,6 +206,16 @@ class Core:
         self.decisions[(refusal.limit, "shadow_refused")] += 1
         log.warning("shadow mode let through: %s", refusal.describe())
 
+    def _raise_first_refusal(
+        self, outcomes: Sequence[int], refusal_at: Callable[[int], Refusal]
+    ) -> None:
+        """All or nothing: raise the first refusal of a reply in which nothing was written."""
+        for index, outcome in enumerate(outcomes):
+            if outcome > _ALREADY:
+                why = refusal_at(index)
+                self.decisions[(why.limit, "refused")] += 1
+                raise Refused(why)
+
     def _guarded(self, op: Op[T], fallback: Callable[[], T], what: str) -> Op[T]:
         """Apply the outage policy: ``closed`` raises, ``open`` answers ``fallback()``."""
         try:
@@ -208,8 +228,13 @@ class Core:
 
     # -- accounts --------------------------------------------------------------------------------
 
-    def register_users(self, app: str, users: Iterable[str] | str) -> Op[BatchResult]:
-        """Register accounts in order, as many as ``users`` allows; the rest refused (70398)."""
+    def register_users(
+        self, app: str, users: Iterable[str] | str, *, all_or_nothing: bool = False
+    ) -> Op[BatchResult]:
+        """Register accounts in order, as many as ``users`` allows; the rest refused (70398).
+
+        ``all_or_nothing``: if any would be refused, register none and raise :class:`Refused`.
+        """
         keys = self.keys.app(app)
         ids = self._users(users, "users")
 
@@ -217,15 +242,18 @@ class Core:
             limits = yield from self._limits(app)
             self._require_active(app, limits)
             found = limits.app["users"]
-            args: tuple[str | int, ...] = (_cap(found), self._shadow_flag("users"), *ids)
-            reply = yield ScriptCall("register_users", (keys.users,), args)
+            flags = (self._shadow_flag("users"), int(all_or_nothing))
+            args: tuple[str | int, ...] = (_cap(found), *flags, *ids)
+            reply = _pairs((yield ScriptCall("register_users", (keys.users,), args)), 2)
+
+            def refusal(code: int, count: int) -> Refusal:
+                return self._refusal(limits, code, "users", "app", app, count, found)
+
+            if all_or_nothing:
+                self._raise_first_refusal([o for o, _ in reply], lambda i: refusal(*reply[i]))
             items = []
-            for user, (outcome, count) in zip(ids, _pairs(reply, 2), strict=True):
-
-                def refusal(code: int, count: int = count) -> Refusal:
-                    return self._refusal(limits, code, "users", "app", app, count, found)
-
-                verdict, why = self._judge("users", outcome, refusal)
+            for user, (outcome, count) in zip(ids, reply, strict=True):
+                verdict, why = self._judge("users", outcome, partial(refusal, count=count))
                 items.append(Item(user, verdict, why))
             return BatchResult(app, tuple(items))
 
@@ -265,16 +293,24 @@ class Core:
     # -- friends ---------------------------------------------------------------------------------
 
     def add_friends(
-        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+        self,
+        app: str,
+        user: str,
+        peers: Iterable[str] | str,
+        both_ways: bool | str = True,
+        *,
+        all_or_nothing: bool = False,
     ) -> Op[BatchResult]:
         """Add peers to ``user``'s list (and ``user`` to theirs when ``both_ways``).
 
         Per peer: added, already, refused 30010 (the user's list is full) or 30014 (the peer's,
         both-way only). A both-way add over an existing single-way relation completes it.
+        ``all_or_nothing``: if any peer would be refused, add none and raise :class:`Refused`.
         """
         keys = self.keys.app(app)
         user = self._user(user)
         ids = self._users(peers, "peers")
+        both_ways = _switch(both_ways, "both_ways")
         if user in ids:
             raise InvalidRequest("peers", f"a user cannot befriend themselves: {user!r}")
 
@@ -283,32 +319,44 @@ class Core:
             self._require_active(app, limits)
             mine = limits.for_user(user, "friends")
             theirs = {peer: limits.for_user(peer, "friends") for peer in ids}
-            args: list[str | int] = [user, int(both_ways), _cap(mine), self._shadow_flag("friends")]
+            args: list[str | int] = [
+                user,
+                int(both_ways),
+                _cap(mine),
+                self._shadow_flag("friends"),
+                int(all_or_nothing),
+            ]
             for peer in ids:
                 args += (peer, _cap(theirs[peer]))
-            reply = yield ScriptCall("add_friends", (keys.friends, keys.friended_by), tuple(args))
+            script_keys = (keys.friends, keys.friended_by)
+            reply = _pairs((yield ScriptCall("add_friends", script_keys, tuple(args))), 3)
+
+            def refusal(code: int, peer: str, count: int) -> Refusal:
+                if code == 30014:
+                    return self._refusal(limits, code, "friends", "user", peer, count, theirs[peer])
+                return self._refusal(limits, code, "friends", "user", user, count, mine)
+
+            if all_or_nothing:
+                self._raise_first_refusal(
+                    [o for o, _, _ in reply], lambda i: refusal(reply[i][0], ids[i], reply[i][2])
+                )
             items = []
-            for peer, (outcome, sides, count) in zip(ids, _pairs(reply, 3), strict=True):
-
-                def refusal(code: int, peer: str = peer, count: int = count) -> Refusal:
-                    if code == 30014:
-                        return self._refusal(
-                            limits, code, "friends", "user", peer, count, theirs[peer]
-                        )
-                    return self._refusal(limits, code, "friends", "user", user, count, mine)
-
-                verdict, why = self._judge("friends", outcome, refusal)
+            for peer, (outcome, sides, count) in zip(ids, reply, strict=True):
+                verdict, why = self._judge(
+                    "friends", outcome, partial(refusal, peer=peer, count=count)
+                )
                 items.append(FriendItem(peer, verdict, why, bool(sides & 1), bool(sides & 2)))
             return BatchResult(app, tuple(items))
 
         return self._guarded(run(), lambda: _all_added(app, ids), "add_friends")
 
     def remove_friends(
-        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool | str = True
     ) -> Op[BatchResult]:
         """Remove peers from ``user``'s list (and ``user`` from theirs when ``both_ways``)."""
         user = self._user(user)
         ids = self._users(peers, "peers")
+        both_ways = _switch(both_ways, "both_ways")
         edges = [(user, peer) for peer in ids]
         if both_ways:
             edges += [(peer, user) for peer in ids]
@@ -413,10 +461,12 @@ class Core:
             "create_group",
         )
 
-    def add_members(self, app: str, group: str, users: Iterable[str] | str) -> Op[MembersResult]:
+    def add_members(
+        self, app: str, group: str, users: Iterable[str] | str, *, all_or_nothing: bool = False
+    ) -> Op[MembersResult]:
         """Add users to a group. Per user: added, already, or refused 10037 (their own
         groups_per_user); if the eligible ones do not all fit, :class:`Refused` 10014 and
-        nothing changes."""
+        nothing changes. ``all_or_nothing``: a 10037 also refuses the whole call."""
         keys = self.keys.app(app)
         group = self._group(group)
         ids = self._users(users, "users")
@@ -429,7 +479,7 @@ class Core:
             args: list[str | int] = [
                 group,
                 "" if override is None else (-1 if override.value is None else override.value),
-                self._shadow_flag("group_members", "groups_per_user"),
+                self._shadow_flag("group_members", "groups_per_user") + str(int(all_or_nothing)),
                 len(limits.group_members),
             ]
             for group_type, found in limits.group_members.items():
@@ -449,17 +499,24 @@ class Core:
             if status == 10014:
                 self.decisions[("group_members", "refused")] += 1
                 raise Refused(whole)
+            decided = _pairs(reply[3:], 2)
+
+            def refusal(code: int, user: str, count: int) -> Refusal:
+                return self._refusal(
+                    limits, code, "groups_per_user", "user", user, count, per_user[user]
+                )
+
+            if status == 10037:
+                self._raise_first_refusal(
+                    [o for o, _ in decided], lambda i: refusal(decided[i][0], ids[i], decided[i][1])
+                )
             if status == -10014:
                 self._shadowed(whole)
             items = []
-            for user, (outcome, count) in zip(ids, _pairs(reply[3:], 2), strict=True):
-
-                def refusal(code: int, user: str = user, count: int = count) -> Refusal:
-                    return self._refusal(
-                        limits, code, "groups_per_user", "user", user, count, per_user[user]
-                    )
-
-                verdict, why = self._judge("groups_per_user", outcome, refusal)
+            for user, (outcome, count) in zip(ids, decided, strict=True):
+                verdict, why = self._judge(
+                    "groups_per_user", outcome, partial(refusal, user=user, count=count)
+                )
                 items.append(Item(user, verdict, why))
             shadowed = whole if status == -10014 else None
             return MembersResult(app, tuple(items), group=group, size=size, shadowed=shadowed)
@@ -510,13 +567,15 @@ class Core:
     def reserve(self, app: str, action: str, values: Mapping[str, Any]) -> Op[Reservation]:
         """Make an addition ahead of the caller's work: all of it, or none and :class:`Refused`.
 
-        ``values`` holds the action's parameters (:data:`ACTION_PARAMETERS`). When some items
-        of a batch are refused, those that were added are released again before raising.
+        ``values`` holds the action's parameters (:data:`ACTION_PARAMETERS`). The decision and
+        the write are one script (all or nothing), so a refused reservation never held anything.
         """
-        if action not in ACTION_PARAMETERS:
+        if not isinstance(action, str) or action not in ACTION_PARAMETERS:
             known = ", ".join(ACTION_PARAMETERS)
             raise InvalidRequest("action", f"unknown action {action!r} (known: {known})")
-        params = {}
+        if not isinstance(values, Mapping):
+            raise InvalidRequest("values", "must be a mapping of the action's parameters")
+        params: dict[str, Any] = {}
         for name in ACTION_PARAMETERS[action]:
             if name in values:
                 params[name] = values[name]
@@ -524,24 +583,31 @@ class Core:
                 params[name] = _OPTIONAL_PARAMETERS[name]
             else:
                 raise InvalidRequest(name, f"{action} needs {name!r}")
-        operation: Callable[..., Op[BatchResult | GroupCreated]] = getattr(self, action)
-        step = operation(app, **params)
+        requester = None
+        step: Op[BatchResult] | Op[MembersResult] | Op[GroupCreated]
+        if action == "register_users":
+            step = self.register_users(app, params["users"], all_or_nothing=True)
+        elif action == "add_friends":
+            requester = self._user(params["user"])
+            step = self.add_friends(
+                app, requester, params["peers"], params["both_ways"], all_or_nothing=True
+            )
+        elif action == "add_members":
+            step = self.add_members(app, params["group"], params["users"], all_or_nothing=True)
+        else:
+            step = self.create_group(
+                app, params["group"], params["type"], params["owner"], params["members"]
+            )
 
         def run() -> Op[Reservation]:
             result = yield from step
-            requester = self._user(params["user"]) if action == "add_friends" else None
-            reservation = Reservation(action, app, result, requester)
-            if isinstance(result, BatchResult) and result.refused:
-                yield from self.release(reservation)
-                refusal = result.refused[0].refusal
-                assert refusal is not None
-                raise Refused(refusal)
-            return reservation
+            return Reservation(action, app, result, requester)
 
         return run()
 
     def release(self, reservation: Reservation) -> Op[None]:
-        """Undo exactly what a reservation added (nothing, if it was degraded)."""
+        """Undo exactly what a reservation added (nothing, if it was degraded): accounts are
+        unregistered without touching relations, friend-list entries and memberships removed."""
         result, app = reservation.result, reservation.app
         if result.degraded:
             return
@@ -550,8 +616,8 @@ class Core:
         elif isinstance(result, MembersResult):
             if result.added:
                 yield from self.remove_members(app, result.group, result.added)
-        elif reservation.action == "add_friends":
-            user = reservation.requester or ""
+        elif reservation.requester is not None:
+            user = reservation.requester
             edges = []
             for item in result.items:
                 if isinstance(item, FriendItem) and item.outcome is Outcome.ADDED:
@@ -562,7 +628,8 @@ class Core:
             if edges:
                 yield from self._remove_edges(app, edges)
         elif result.added:
-            yield from self.delete_users(app, result.added)
+            users_key = self.keys.app(app).users
+            yield ScriptCall("unregister_users", (users_key,), result.added)
 
     # -- plan changes ------------------------------------------------------------------------------
 
@@ -584,6 +651,8 @@ class Core:
         """Put an app on an edition; a paid one for ``months`` periods from ``purchased_on``."""
         spec = self.catalog.edition(edition)
         _check_months(months)
+        if purchased_on is not None:
+            _check_date(purchased_on, "purchased_on")
         if spec.paid and purchased_on is None:
             raise InvalidRequest("purchased_on", f"edition {edition!r} is paid: give its date")
         if not spec.paid and purchased_on is not None:
@@ -637,8 +706,7 @@ class Core:
         """Record an expansion bought on ``purchased_on`` for ``months`` periods."""
         spec = self.catalog.expansion(kind)
         _check_months(months)
-        if not isinstance(purchased_on, date):
-            raise InvalidRequest("purchased_on", "must be a date")
+        _check_date(purchased_on, "purchased_on")
         if spec.raises.chosen_by_buyer:
             low, high = spec.raises.min_value, spec.raises.max_value
             if (
@@ -669,6 +737,8 @@ class Core:
     def remove_expansion(self, app: str, grant_id: str) -> Op[bool]:
         """Forget an expansion; False when there was none with that id."""
         self.keys.app(app)
+        if not isinstance(grant_id, str) or not 0 < len(grant_id) <= 64:
+            raise InvalidRequest("id", f"not an expansion id: {grant_id!r}")
         return self._write(app, expansion_field(grant_id), None)
 
     def _override_field(self, limit: str, user: str | None, group: str | None) -> str:
@@ -781,9 +851,23 @@ class Core:
         return self.keys.app(app)
 
 
+def _switch(value: bool | str, field: str) -> bool:
+    """A yes/no input: a bool, or "true"/"false"/"1"/"0" as a query string carries it."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
+        return value.lower() in ("true", "1")
+    raise InvalidRequest(field, f"must be true or false, not {value!r}")
+
+
 def _check_months(months: int) -> None:
-    if isinstance(months, bool) or not isinstance(months, int) or months < 1:
-        raise InvalidRequest("months", "must be a whole number >= 1")
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= MAX_MONTHS:
+        raise InvalidRequest("months", f"must be a whole number from 1 to {MAX_MONTHS}")
+
+
+def _check_date(value: object, field: str) -> None:
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise InvalidRequest(field, f"must be a calendar date, not {value!r}")
 
 
 def _all_added(app: str, ids: tuple[str, ...]) -> BatchResult:

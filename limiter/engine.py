@@ -105,16 +105,26 @@ class AsyncLimiter:
         await self.store.close()
 
     # operations: see limiter.core.Core for what each one decides
-    async def register_users(self, app: str, users: Iterable[str] | str) -> BatchResult:
-        return await self._run(self.core.register_users(app, users))
+    async def register_users(
+        self, app: str, users: Iterable[str] | str, *, all_or_nothing: bool = False
+    ) -> BatchResult:
+        op = self.core.register_users(app, users, all_or_nothing=all_or_nothing)
+        return await self._run(op)
 
     async def delete_users(self, app: str, users: Iterable[str] | str) -> DeleteResult:
         return await self._run(self.core.delete_users(app, users))
 
     async def add_friends(
-        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+        self,
+        app: str,
+        user: str,
+        peers: Iterable[str] | str,
+        both_ways: bool = True,
+        *,
+        all_or_nothing: bool = False,
     ) -> BatchResult:
-        return await self._run(self.core.add_friends(app, user, peers, both_ways))
+        op = self.core.add_friends(app, user, peers, both_ways, all_or_nothing=all_or_nothing)
+        return await self._run(op)
 
     async def remove_friends(
         self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
@@ -126,8 +136,11 @@ class AsyncLimiter:
     ) -> GroupCreated:
         return await self._run(self.core.create_group(app, group, type, owner, members))
 
-    async def add_members(self, app: str, group: str, users: Iterable[str] | str) -> MembersResult:
-        return await self._run(self.core.add_members(app, group, users))
+    async def add_members(
+        self, app: str, group: str, users: Iterable[str] | str, *, all_or_nothing: bool = False
+    ) -> MembersResult:
+        op = self.core.add_members(app, group, users, all_or_nothing=all_or_nothing)
+        return await self._run(op)
 
     async def remove_members(self, app: str, group: str, users: Iterable[str] | str) -> BatchResult:
         return await self._run(self.core.remove_members(app, group, users))
@@ -244,16 +257,25 @@ class Limiter:
         self.store.close()
 
     # operations: see limiter.core.Core for what each one decides
-    def register_users(self, app: str, users: Iterable[str] | str) -> BatchResult:
-        return self._run(self.core.register_users(app, users))
+    def register_users(
+        self, app: str, users: Iterable[str] | str, *, all_or_nothing: bool = False
+    ) -> BatchResult:
+        return self._run(self.core.register_users(app, users, all_or_nothing=all_or_nothing))
 
     def delete_users(self, app: str, users: Iterable[str] | str) -> DeleteResult:
         return self._run(self.core.delete_users(app, users))
 
     def add_friends(
-        self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
+        self,
+        app: str,
+        user: str,
+        peers: Iterable[str] | str,
+        both_ways: bool = True,
+        *,
+        all_or_nothing: bool = False,
     ) -> BatchResult:
-        return self._run(self.core.add_friends(app, user, peers, both_ways))
+        op = self.core.add_friends(app, user, peers, both_ways, all_or_nothing=all_or_nothing)
+        return self._run(op)
 
     def remove_friends(
         self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool = True
@@ -265,8 +287,10 @@ class Limiter:
     ) -> GroupCreated:
         return self._run(self.core.create_group(app, group, type, owner, members))
 
-    def add_members(self, app: str, group: str, users: Iterable[str] | str) -> MembersResult:
-        return self._run(self.core.add_members(app, group, users))
+    def add_members(
+        self, app: str, group: str, users: Iterable[str] | str, *, all_or_nothing: bool = False
+    ) -> MembersResult:
+        return self._run(self.core.add_members(app, group, users, all_or_nothing=all_or_nothing))
 
     def remove_members(self, app: str, group: str, users: Iterable[str] | str) -> BatchResult:
         return self._run(self.core.remove_members(app, group, users))

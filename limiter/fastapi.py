@@ -41,6 +41,7 @@ from limiter.settings import Settings
 AppResolver = Callable[[Request], str | None]
 RequestSource = str | Callable[[Request], Any]
 PROBLEM_JSON = "application/problem+json"
+_LIST_PARAMETERS = frozenset({"users", "peers", "members"})
 
 
 def app_id_from_request(request: Request) -> str | None:
@@ -83,16 +84,25 @@ class BoundLimiter:
         self.limiter = limiter
         self.app = app
 
-    async def register_users(self, users: Iterable[str] | str) -> BatchResult:
-        return await self.limiter.register_users(self.app, users)
+    async def register_users(
+        self, users: Iterable[str] | str, *, all_or_nothing: bool = False
+    ) -> BatchResult:
+        return await self.limiter.register_users(self.app, users, all_or_nothing=all_or_nothing)
 
     async def delete_users(self, users: Iterable[str] | str) -> DeleteResult:
         return await self.limiter.delete_users(self.app, users)
 
     async def add_friends(
-        self, user: str, peers: Iterable[str] | str, both_ways: bool = True
+        self,
+        user: str,
+        peers: Iterable[str] | str,
+        both_ways: bool = True,
+        *,
+        all_or_nothing: bool = False,
     ) -> BatchResult:
-        return await self.limiter.add_friends(self.app, user, peers, both_ways)
+        return await self.limiter.add_friends(
+            self.app, user, peers, both_ways, all_or_nothing=all_or_nothing
+        )
 
     async def remove_friends(
         self, user: str, peers: Iterable[str] | str, both_ways: bool = True
@@ -104,8 +114,10 @@ class BoundLimiter:
     ) -> GroupCreated:
         return await self.limiter.create_group(self.app, group, type, owner, members)
 
-    async def add_members(self, group: str, users: Iterable[str] | str) -> MembersResult:
-        return await self.limiter.add_members(self.app, group, users)
+    async def add_members(
+        self, group: str, users: Iterable[str] | str, *, all_or_nothing: bool = False
+    ) -> MembersResult:
+        return await self.limiter.add_members(self.app, group, users, all_or_nothing=all_or_nothing)
 
     async def remove_members(self, group: str, users: Iterable[str] | str) -> BatchResult:
         return await self.limiter.remove_members(self.app, group, users)
@@ -170,7 +182,10 @@ class Reserve:
             elif source in request.path_params:
                 values[name] = request.path_params[source]
             elif source in request.query_params:
-                values[name] = request.query_params[source]
+                # a list parameter may repeat in the query string: ?users=a&users=b
+                many = name in _LIST_PARAMETERS
+                query = request.query_params
+                values[name] = query.getlist(source) if many else query[source]
             else:
                 if body is None:
                     body = await _json_body(request)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     )
     catalog_path: Path | None = Field(default=None, description="a plan catalog file to load")
     default_edition: str = Field(default="trial", description="edition of an app never set up")
+    max_batch: int = Field(
+        default=10000, ge=1, description="most ids one call may name (one script must stay short)"
+    )
     user_id_max_bytes: int = Field(default=32, ge=1, le=1024)
     group_id_max_bytes: int = Field(default=48, ge=1, le=1024)
 

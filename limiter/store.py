@@ -21,6 +21,7 @@ from limiter.errors import ConfigurationError, StoreUnavailable
 SCRIPT_NAMES = (
     "register_users",
     "delete_users",
+    "unregister_users",
     "add_friends",
     "remove_friend_edges",
     "create_group",
@@ -29,7 +30,25 @@ SCRIPT_NAMES = (
     "destroy_group",
     "plan_write",
 )
-_OUTAGES = (redis.ConnectionError, redis.TimeoutError, OSError)
+_OUTAGES = (
+    redis.ConnectionError,  # includes BusyLoadingError (the server is loading its data)
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,  # a replica after a failover
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    OSError,
+)
+# Replies that mean "not now" rather than "your command is wrong".
+_BUSY_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+
+
+def _outage(exc: Exception) -> StoreUnavailable | None:
+    if isinstance(exc, _OUTAGES) or (
+        isinstance(exc, redis.ResponseError) and str(exc).startswith(_BUSY_REPLIES)
+    ):
+        return StoreUnavailable(f"Redis unavailable: {exc}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -79,8 +98,11 @@ class SyncStore:
             for command in request.commands:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             return pipe.execute()
-        except _OUTAGES as exc:
-            raise StoreUnavailable(f"Redis unavailable: {exc}") from exc
+        except (redis.RedisError, OSError) as exc:
+            outage = _outage(exc)
+            if outage is None:
+                raise
+            raise outage from exc
 
     def close(self) -> None:
         self.client.close()
@@ -103,8 +125,11 @@ class AsyncStore:
             for command in request.commands:
                 pipe.execute_command(*command)
             return await pipe.execute()
-        except _OUTAGES as exc:
-            raise StoreUnavailable(f"Redis unavailable: {exc}") from exc
+        except (redis.RedisError, OSError) as exc:
+            outage = _outage(exc)
+            if outage is None:
+                raise
+            raise outage from exc
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -6,8 +6,15 @@ from datetime import date, timedelta
 
 import pytest
 
-from limiter import GroupExists, GroupNotFound, InvalidRequest, Outcome, PlanConflict, Refused
-from limiter import Suspended
+from limiter import (
+    GroupExists,
+    GroupNotFound,
+    InvalidRequest,
+    Outcome,
+    PlanConflict,
+    Refused,
+    Suspended,
+)
 from tests.conftest import APP
 
 USERS = [f"u{i}" for i in range(120)]
@@ -80,7 +87,12 @@ def test_friends_at_limit_minus_one_at_limit_and_over(engine):
     over = engine.add_friends(APP, "me", peers[20:])
     assert [i.outcome for i in over.items] == [Outcome.REFUSED, Outcome.REFUSED]
     refusal = over.items[0].refusal
-    assert (refusal.code, refusal.scope_id, refusal.current, refusal.maximum) == (30010, "me", 20, 20)
+    assert (refusal.code, refusal.scope_id, refusal.current, refusal.maximum) == (
+        30010,
+        "me",
+        20,
+        20,
+    )
     assert engine.user_usage(APP, "me").friends == 20
     assert engine.user_usage(APP, peers[20]).friends == 0
 
@@ -90,7 +102,11 @@ def test_peer_list_full_refuses_both_way_with_30014_but_not_single_way(engine):
     both = engine.add_friends(APP, "me", ["popular"])
     item = both.items[0]
     assert item.outcome is Outcome.REFUSED
-    assert (item.refusal.code, item.refusal.scope_id, item.refusal.current) == (30014, "popular", 20)
+    assert (item.refusal.code, item.refusal.scope_id, item.refusal.current) == (
+        30014,
+        "popular",
+        20,
+    )
     assert engine.user_usage(APP, "me").friends == 0
     single = engine.add_friends(APP, "me", ["popular"], both_ways=False)
     assert single.added == ("popular",)
@@ -202,7 +218,11 @@ def test_av_chatrooms_do_not_count_toward_groups_per_user_and_are_capped(engine)
     assert engine.usage(APP).av_chatrooms == 10
     with pytest.raises(Refused) as caught:
         engine.create_group(APP, "av10", "AVChatRoom", "host")
-    assert (caught.value.code, caught.value.limit, caught.value.current) == (10036, "av_chatrooms", 10)
+    assert (caught.value.code, caught.value.limit, caught.value.current) == (
+        10036,
+        "av_chatrooms",
+        10,
+    )
     big = engine.add_members(APP, "av0", [f"viewer{i}" for i in range(300)])
     assert big.size == 301
     engine.destroy_group(APP, "av0")
@@ -426,9 +446,86 @@ def test_reservation_is_all_or_nothing_and_release_undoes_exactly(engine):
     assert engine.user_usage(APP, "old").friends == 0
     assert engine.user_usage(APP, "new").friends == 0
     engine.register_users(APP, [f"u{i}" for i in range(98)])
-    with pytest.raises(Refused):
-        engine.reserve(APP, "register_users", {"users": ["n1", "n2", "n3"]})
+    with pytest.raises(Refused) as caught:
+        engine.reserve(APP, "register_users", {"users": ["n1", "u0", "n2", "n3"]})
+    assert (caught.value.code, caught.value.current) == (70398, 98)
     assert engine.usage(APP).users == 98
     with pytest.raises(InvalidRequest) as caught:
         engine.reserve(APP, "add_members", {"users": ["a"]})
     assert caught.value.field == "group"
+
+
+def test_a_refused_reservation_writes_nothing_at_all(engine):
+    engine.set_override(APP, "groups_per_user", 1, user="busy")
+    engine.create_group(APP, "elsewhere", "Public", "busy")
+    engine.create_group(APP, "g", "Public", "owner", [f"m{i}" for i in range(16)])
+    with pytest.raises(Refused) as caught:
+        engine.reserve(APP, "add_members", {"group": "g", "users": ["x", "busy", "y"]})
+    assert (caught.value.code, caught.value.scope_id) == (10037, "busy")
+    assert engine.group_usage(APP, "g").members == 17
+    assert engine.user_usage(APP, "x").groups == 0
+    engine.add_friends(APP, "full", [f"p{i}" for i in range(20)])
+    with pytest.raises(Refused) as caught:
+        engine.reserve(APP, "add_friends", {"user": "a", "peers": ["b", "full", "c"]})
+    assert (caught.value.code, caught.value.scope_id) == (30014, "full")
+    assert engine.user_usage(APP, "a").friends == 0
+    assert engine.user_usage(APP, "b").friends == 0
+
+
+def test_all_or_nothing_calls_outside_reservations(engine):
+    engine.register_users(APP, [f"u{i}" for i in range(99)])
+    with pytest.raises(Refused):
+        engine.register_users(APP, ["n1", "n2"], all_or_nothing=True)
+    assert engine.register_users(APP, ["n1"], all_or_nothing=True).added == ("n1",)
+    engine.add_friends(APP, "a", [f"p{i}" for i in range(19)])
+    with pytest.raises(Refused) as caught:
+        engine.add_friends(APP, "a", ["q1", "q2"], all_or_nothing=True)
+    assert caught.value.code == 30010
+    assert engine.user_usage(APP, "a").friends == 19
+
+
+def test_releasing_accounts_leaves_their_relations_alone(engine):
+    engine.add_friends(APP, "u1", ["u2"])
+    engine.create_group(APP, "g1", "Public", "u2", ["u1"])
+    held = engine.reserve(APP, "register_users", {"users": ["u1", "fresh"]})
+    engine.release(held)
+    assert engine.usage(APP).users == 0
+    assert engine.user_usage(APP, "u1").friends == 1
+    assert engine.user_usage(APP, "u1").groups == 1
+
+
+def test_both_ways_accepts_booleans_and_their_query_spellings(engine):
+    engine.add_friends(APP, "a", ["b"], both_ways="false")
+    assert engine.user_usage(APP, "b").friends == 0
+    engine.add_friends(APP, "a", ["c"], both_ways="1")
+    assert engine.user_usage(APP, "c").friends == 1
+    with pytest.raises(InvalidRequest) as caught:
+        engine.remove_friends(APP, "a", ["c"], both_ways="maybe")
+    assert caught.value.field == "both_ways"
+    assert engine.user_usage(APP, "c").friends == 1
+
+
+def test_batches_are_capped(make_engine):
+    engine = make_engine(max_batch=5)
+    with pytest.raises(InvalidRequest) as caught:
+        engine.register_users(APP, [f"u{i}" for i in range(6)])
+    assert (caught.value.field, engine.usage(APP).users) == ("users", 0)
+    assert len(engine.register_users(APP, [f"u{i}" for i in range(5)]).added) == 5
+
+
+def test_wrong_types_are_invalid_requests_not_crashes(engine):
+    cases = [
+        (lambda: engine.set_edition(APP, "pro", "2026-01-01"), "purchased_on"),
+        (lambda: engine.set_edition(APP, "pro", date(2026, 1, 1), months=10**5), "months"),
+        (lambda: engine.remove_expansion(APP, None), "id"),
+        (lambda: engine.reserve(APP, "register_users", None), "values"),
+        (lambda: engine.reserve(APP, ["x"], {}), "action"),
+        (lambda: engine.register_users(APP, [1]), "users"),
+        (lambda: engine.register_users(APP, None), "users"),
+        (lambda: engine.add_members(APP, 7, ["a"]), "group"),
+    ]
+    for call, field in cases:
+        with pytest.raises(InvalidRequest) as caught:
+            call()
+        assert caught.value.field == field
+    assert engine.plan(APP).edition == "trial"

@@ -35,6 +35,7 @@ GroupJoin = Annotated[
     Reservation, Depends(Reserve("add_members", group="group_id", users="members"))
 ]
 MaybeHandle = Annotated[BoundLimiter | None, Depends(AppLimiter(auto_error=False))]
+Accounts = Annotated[Reservation, Depends(Reserve("register_users", users="users"))]
 FriendAdd = Annotated[Reservation, Depends(Reserve("add_friends", user="user", peers="peers"))]
 
 
@@ -74,6 +75,10 @@ def build_app(limiter: AsyncLimiter) -> FastAPI:
     ) -> dict[str, Any]:
         raise HTTPException(409, "the IM rejected it")
 
+    @app.post("/accounts")
+    async def accounts(reservation: Accounts) -> dict[str, Any]:
+        return {"added": list(reservation.result.added)}
+
     @app.get("/usage/{user}")
     async def usage(user: str, limits: Handle) -> dict[str, Any]:
         found = await limits.user_usage(user)
@@ -112,6 +117,12 @@ def test_a_failing_handler_releases_its_reservation(client: TestClient):
     rejected = client.post("/friends/x", params={"sdkappid": APP}, json={"peers": ["y"]})
     assert rejected.status_code == 409
     assert client.get("/usage/x", params={"sdkappid": APP}).json()["friends"] == 0
+
+
+def test_a_repeated_query_parameter_reserves_every_value(client: TestClient):
+    query = [("sdkappid", APP), ("users", "a"), ("users", "b"), ("users", "c")]
+    answer = client.post("/accounts", params=query)
+    assert answer.json() == {"added": ["a", "b", "c"]}
 
 
 def test_refusal_is_403_problem_json_with_its_fields(client: TestClient):

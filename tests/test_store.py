@@ -56,7 +56,13 @@ def test_key_layout_rejects_a_prefix_or_app_id_that_would_break_the_tag():
 
 @pytest.mark.parametrize(
     ("user", "reason"),
-    [("", "bytes"), ("x" * 33, "bytes"), ("é" * 17, "bytes"), ("a\nb", "control"), ("a\0", "control")],
+    [
+        ("", "bytes"),
+        ("x" * 33, "bytes"),
+        ("é" * 17, "bytes"),
+        ("a\nb", "control"),
+        ("a\0", "control"),
+    ],
 )
 def test_bad_user_ids_are_refused_before_anything_changes(engine, user, reason):
     with pytest.raises(InvalidRequest) as caught:
@@ -167,3 +173,24 @@ def test_outage_open_allows_and_logs(clock, caplog):
     assert result.degraded and result.items[0].outcome is Outcome.ADDED
     assert created.degraded and created.members == 2
     assert "outage policy open" in caplog.text
+
+
+def test_replies_that_mean_not_now_are_outages_and_others_are_not():
+    from limiter.store import _outage
+
+    not_now = [
+        redis.exceptions.ReadOnlyError("READONLY You can't write against a read only replica."),
+        redis.exceptions.BusyLoadingError("LOADING Redis is loading the dataset in memory"),
+        redis.exceptions.OutOfMemoryError("OOM command not allowed"),
+        redis.ResponseError("BUSY Redis is busy running a script."),
+        redis.ConnectionError("Connection refused"),
+    ]
+    assert all(isinstance(_outage(exc), StoreUnavailable) for exc in not_now)
+    assert _outage(redis.ResponseError("ERR wrong number of arguments")) is None
+
+
+def test_the_plan_cache_stays_bounded(engine, monkeypatch):
+    monkeypatch.setattr("limiter.core.PLAN_CACHE_APPS", 3)
+    for n in range(6):
+        engine.limits(f"app{n}")
+    assert len(engine.core._plans) == 3

@@ -5,19 +5,23 @@
 -- ARGV[2]  "1" both-way, "0" single-way (touches only the requester's list)
 -- ARGV[3]  the requester's friends limit (-1 = unlimited)
 -- ARGV[4]  "1" when the friends limit is in shadow mode
--- ARGV[5..] pairs: peer id, the peer's friends limit; peers distinct and not the user
+-- ARGV[5]  "1" all or nothing: if any peer would be refused, add none
+-- ARGV[6..] pairs: peer id, the peer's friends limit; peers distinct and not the user
 -- Returns  per peer, three integers: outcome, sides added, count
 --          outcome 1 added, 2 already, 30010 requester's list full, 30014 peer's list full,
---          -30010 / -30014 added over a shadow limit; sides: bit 1 the requester's side,
---          bit 2 the peer's side; count: the list size the outcome speaks of (requester's,
---          or the peer's for 30014), at the refusal or after the add.
+--          -30010 / -30014 added over a shadow limit, 0 not attempted (all or nothing);
+--          sides: bit 1 the requester's side, bit 2 the peer's side; count: the list size the
+--          outcome speaks of (requester's, or the peer's for 30014), at the decision.
+-- Decides every peer first, then writes: a peer's own list is touched by no other peer, so
+-- only the requester's running count links the decisions.
 local user = ARGV[1]
 local both = ARGV[2] == "1"
 local user_limit = tonumber(ARGV[3])
 local shadow = ARGV[4] == "1"
 local user_count = count_of(KEYS[1], user)
-local out = {}
-for i = 5, #ARGV, 2 do
+local decisions = {}
+local refused = false
+for i = 6, #ARGV, 2 do
   local peer = ARGV[i]
   local forward = has(KEYS[1], user, peer)
   local reverse = (not both) or has(KEYS[1], peer, user)
@@ -36,27 +40,42 @@ for i = 5, #ARGV, 2 do
     elseif theirs > 0 then
       outcome, count = theirs, peer_count
     else
-      if not forward then
-        link(KEYS[1], user, peer)
-        link(KEYS[2], peer, user)
-        user_count = user_count + 1
-        sides = sides + 1
-      end
-      if not reverse then
-        link(KEYS[1], peer, user)
-        link(KEYS[2], user, peer)
-        sides = sides + 2
-      end
-      outcome, count = 1, user_count
+      sides = (forward and 0 or 1) + (reverse and 0 or 2)
+      outcome = 1
       if mine < 0 then
-        outcome, count = mine, user_count - 1
+        outcome = mine
       elseif theirs < 0 then
         outcome, count = theirs, peer_count
       end
+      if not forward then
+        user_count = user_count + 1
+      end
+      if outcome == 1 then
+        count = user_count
+      end
     end
+  end
+  refused = refused or outcome > 2
+  decisions[#decisions + 1] = {peer, outcome, sides, count}
+end
+local out = {}
+local write = not (refused and ARGV[5] == "1")
+for _, d in ipairs(decisions) do
+  local peer, outcome, sides = d[1], d[2], d[3]
+  if write then
+    if sides % 2 == 1 then
+      link(KEYS[1], user, peer)
+      link(KEYS[2], peer, user)
+    end
+    if sides >= 2 then
+      link(KEYS[1], peer, user)
+      link(KEYS[2], user, peer)
+    end
+  elseif outcome == 1 or outcome < 0 then
+    outcome, sides = 0, 0
   end
   out[#out + 1] = outcome
   out[#out + 1] = sides
-  out[#out + 1] = count
+  out[#out + 1] = d[4]
 end
 return out

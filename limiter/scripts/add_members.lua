@@ -2,14 +2,16 @@
 -- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free
 -- ARGV[1]  group id
 -- ARGV[2]  the group's own group_members limit if an override sets one, else "" (use the type's)
--- ARGV[3]  shadow flags, one character each for group_members, groups_per_user
+-- ARGV[3]  shadow flags, one character each for group_members, groups_per_user; then "1" for
+--          all or nothing (if any user would be refused, add none)
 -- ARGV[4]  n, the number of group types that follow
 -- ARGV[5 .. 4+3n]  triples: group type, its group_members limit, "1" if it counts toward
 --          groups_per_user
 -- then     pairs: user id, that user's groups_per_user limit; distinct
 -- Returns  {status, size, group type, then per user two integers: outcome, count}
 --          status 0 done, 10010 no such group, 10014 the eligible users do not all fit
---          (nothing changed), -10014 they did not fit a shadow limit but were added;
+--          (nothing changed), -10014 they did not fit a shadow limit but were added,
+--          10037 all or nothing and some user's groups are full (nothing changed);
 --          size: members after the call (before it, on 10014);
 --          outcome 1 added, 2 already a member, 10037 the user's groups are full, -10037 added
 --          over a shadow limit, 0 not attempted (the call was refused); count: the user's
@@ -21,6 +23,7 @@ if not group_type then
 end
 local shadow_members = string.sub(ARGV[3], 1, 1) == "1"
 local shadow_groups = string.sub(ARGV[3], 2, 2) == "1"
+local all_or_nothing = string.sub(ARGV[3], 3, 3) == "1"
 local types = tonumber(ARGV[4])
 local member_limit, counted = -1, false
 for i = 5, 4 + 3 * types, 3 do
@@ -35,7 +38,7 @@ end
 local joined_key = counted and KEYS[3] or KEYS[4]
 local size = count_of(KEYS[2], group)
 local first = 5 + 3 * types
-local outcomes, counts, eligible = {}, {}, 0
+local outcomes, counts, eligible, refused = {}, {}, 0, false
 for i = first, #ARGV, 2 do
   local user = ARGV[i]
   local outcome, count = 2, 0
@@ -48,20 +51,25 @@ for i = first, #ARGV, 2 do
     if outcome <= 0 then
       eligible = eligible + 1
       outcome = (outcome == 0) and 1 or outcome
+    else
+      refused = true
     end
   end
   outcomes[#outcomes + 1] = outcome
   counts[#counts + 1] = count
 end
 local status = 0
-if eligible > 0 then
+if refused and all_or_nothing then
+  status = 10037
+elseif eligible > 0 then
   status = verdict(size + eligible - 1, member_limit, shadow_members, 10014)
 end
 local out = {status, size, group_type}
 if status > 0 then
-  for _ = 1, #outcomes do
-    out[#out + 1] = 0
-    out[#out + 1] = 0
+  for n = 1, #outcomes do
+    local outcome = outcomes[n]
+    out[#out + 1] = (outcome == 10037) and outcome or 0
+    out[#out + 1] = counts[n]
   end
   return out
 end

@@ -2,23 +2,37 @@
 -- KEYS[1]  users set
 -- ARGV[1]  users limit (-1 = unlimited)
 -- ARGV[2]  "1" when the users limit is in shadow mode
--- ARGV[3..] user ids, distinct
+-- ARGV[3]  "1" all or nothing: if any account would be refused, register none
+-- ARGV[4..] user ids, distinct
 -- Returns  per user, two integers: outcome, count
---          outcome 1 added, 2 already registered, 70398 refused, -70398 added over a shadow limit;
+--          outcome 1 added, 2 already registered, 70398 refused, -70398 added over a shadow limit,
+--          0 not attempted (all or nothing, another one was refused);
 --          count is the number of accounts after the add, or at the refusal.
 local limit = tonumber(ARGV[1])
 local shadow = ARGV[2] == "1"
 local count = redis.call("SCARD", KEYS[1])
+local known = {}
+local fresh = 0
+for i = 4, #ARGV do
+  known[i] = redis.call("SISMEMBER", KEYS[1], ARGV[i]) == 1
+  if not known[i] then
+    fresh = fresh + 1
+  end
+end
 local out = {}
-for i = 3, #ARGV do
-  local user = ARGV[i]
-  local outcome
-  if redis.call("SISMEMBER", KEYS[1], user) == 1 then
-    outcome = 2
-  else
+if ARGV[3] == "1" and verdict(count + fresh - 1, limit, shadow, 70398) > 0 then
+  for i = 4, #ARGV do
+    out[#out + 1] = known[i] and 2 or 70398
+    out[#out + 1] = count
+  end
+  return out
+end
+for i = 4, #ARGV do
+  local outcome = 2
+  if not known[i] then
     outcome = verdict(count, limit, shadow, 70398)
     if outcome <= 0 then
-      redis.call("SADD", KEYS[1], user)
+      redis.call("SADD", KEYS[1], ARGV[i])
       count = count + 1
       if outcome == 0 then
         outcome = 1
