@@ -1,8 +1,15 @@
-"""Helpers for testing code that uses limiter: a clock you move by hand."""
+"""Helpers for testing code that uses limiter: a clock you move by hand, and engines on a
+fresh in-process store (needs ``limiter[memory]``)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
+
+from limiter.clock import Clock
+from limiter.engine import AsyncLimiter, Limiter
+from limiter.settings import Settings
 
 
 class ManualClock:
@@ -23,3 +30,18 @@ class ManualClock:
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta
+
+
+def _fresh_settings(settings: dict[str, Any]) -> Settings:
+    settings.setdefault("cache_seconds", 0)
+    return Settings(redis_url=f"memory://test-{uuid.uuid4().hex}", **settings)
+
+
+def memory_limiter(*, clock: Clock | None = None, **settings: Any) -> Limiter:
+    """A sync engine on its own empty in-process store; ``settings`` as in :class:`Settings`."""
+    return Limiter.from_settings(_fresh_settings(settings), clock=clock)
+
+
+def memory_async_limiter(*, clock: Clock | None = None, **settings: Any) -> AsyncLimiter:
+    """An async engine on its own empty in-process store; ``settings`` as in :class:`Settings`."""
+    return AsyncLimiter.from_settings(_fresh_settings(settings), clock=clock)

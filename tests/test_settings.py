@@ -63,3 +63,20 @@ def test_memory_store_is_shared_by_sync_and_async_engines_in_one_process():
     assert asyncio.run(read()) == 2
     other = Limiter.from_settings(Settings(redis_url="memory://another", cache_seconds=0))
     assert other.usage(APP).users == 0
+
+
+def test_testing_helpers_give_isolated_engines_on_a_manual_clock():
+    from datetime import UTC, date, datetime, timedelta
+
+    from limiter.testing import ManualClock, memory_async_limiter, memory_limiter
+
+    clock = ManualClock(datetime(2026, 12, 19, 16, 0, tzinfo=UTC))  # Dec 20, 00:00 Beijing
+    first = memory_limiter(clock=clock)
+    second = memory_limiter(clock=clock, policies={"users": "shadow"})
+    first.set_edition(APP, "pro", purchased_on=date(2026, 11, 20))  # through Dec 19
+    assert first.limits(APP).status == "grace"
+    clock.advance(timedelta(days=1))
+    assert first.limits(APP).status == "suspended"
+    assert second.plan(APP).edition == "trial"
+    assert second.settings.mode("users") == "shadow"
+    assert asyncio.run(memory_async_limiter().usage(APP)).users == 0
