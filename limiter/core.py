@@ -447,8 +447,9 @@ class Core:
                 raise GroupExists(app, group)
             if status:
                 why = refusal(status, subject, count)
+                also = tuple(refusal(*triple) for triple in _pairs(reply[3:], 3))
                 self.decisions[(why.limit, "refused")] += 1
-                raise Refused(why)
+                raise Refused(why, also=also)
             shadowed = tuple(refusal(*triple) for triple in _pairs(reply[3:], 3))
             for waived in shadowed:
                 self._shadowed(waived)

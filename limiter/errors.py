@@ -114,11 +114,17 @@ class Refusal:
 
 
 class Refused(LimiterError):
-    """A limit refused an addition; ``refusal`` (and the same-named attributes) say why."""
+    """A limit refused an addition; ``refusal`` (and the same-named attributes) say why.
 
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.describe())
+    ``also`` holds further refusals of the same call (every initial member of a group
+    creation that is at groups_per_user, not only the first).
+    """
+
+    def __init__(self, refusal: Refusal, also: tuple[Refusal, ...] = ()) -> None:
+        others = "".join(f"; also {other.scope} {other.scope_id!r}" for other in also)
+        super().__init__(refusal.describe() + others)
         self.refusal = refusal
+        self.also = also
 
     @property
     def code(self) -> int:

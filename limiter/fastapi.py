@@ -227,7 +227,8 @@ async def limiter_exception_handler(request: Request, exc: Exception) -> JSONRes
     """Answer a :class:`LimiterError` as ``application/problem+json``: a refusal 403 with its
     fields, an outage 503, bad input 422 naming the field, a missing group 404, a conflict 409."""
     if isinstance(exc, Refused):
-        return _problem(403, "Limit reached", str(exc), **exc.refusal.as_dict())
+        also = [other.as_dict() for other in exc.also]
+        return _problem(403, "Limit reached", str(exc), **exc.refusal.as_dict(), also=also)
     if isinstance(exc, StoreUnavailable):
         return _problem(503, "Limit store unavailable", "the limit store did not answer; retry")
     if isinstance(exc, InvalidRequest):

@@ -195,9 +195,11 @@ def test_groups_per_user_refuses_owner_or_member_and_names_them(engine):
         engine.create_group(APP, f"g{n}", "Public", "busy")
     engine.create_group(APP, "g49", "Private", "other", ["busy"])
     assert engine.user_usage(APP, "busy").groups == 50
+    engine.set_override(APP, "groups_per_user", 0, user="blocked")
     with pytest.raises(Refused) as caught:
-        engine.create_group(APP, "next", "Public", "owner", ["fine", "busy"])
+        engine.create_group(APP, "next", "Public", "owner", ["fine", "busy", "blocked"])
     assert (caught.value.code, caught.value.scope_id, caught.value.current) == (10037, "busy", 50)
+    assert [(o.scope_id, o.current, o.maximum) for o in caught.value.also] == [("blocked", 0, 0)]
     assert engine.group_usage(APP, "next") is None
     assert engine.user_usage(APP, "owner").groups == 0
     result = engine.add_members(APP, "g0", ["busy", "fresh"])

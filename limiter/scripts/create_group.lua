@@ -11,7 +11,8 @@
 -- Returns  {status, subject, count, then shadowed triples (code, subject, count)...}
 --          status 0 created (count = members), 10021 the id is taken, 10036 too many AV
 --          chat rooms (count = rooms), 10038 too many initial members (count = asked),
---          10037 `subject` has joined too many groups (count = its groups).
+--          10037 `subject` has joined too many groups (count = its groups), followed by a
+--          triple (10037, user, count) for every other member that is also full.
 local group = ARGV[1]
 local group_type = ARGV[2]
 local counted = ARGV[3] == "1"
@@ -53,10 +54,17 @@ end
 if counted then
   for i = 8, #ARGV, 2 do
     local joined = count_of(KEYS[3], ARGV[i])
-    refused = check(verdict(joined, tonumber(ARGV[i + 1]), shadow_groups, 10037), ARGV[i], joined)
-    if refused then
-      return refused
+    local full = check(verdict(joined, tonumber(ARGV[i + 1]), shadow_groups, 10037), ARGV[i], joined)
+    if full and refused then
+      refused[#refused + 1] = 10037
+      refused[#refused + 1] = ARGV[i]
+      refused[#refused + 1] = joined
+    elseif full then
+      refused = full
     end
+  end
+  if refused then
+    return refused
   end
 end
 
