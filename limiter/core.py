@@ -329,7 +329,7 @@ class Core:
             for peer in ids:
                 args += (peer, _cap(theirs[peer]))
             script_keys = (keys.friends, keys.friended_by)
-            reply = _pairs((yield ScriptCall("add_friends", script_keys, tuple(args))), 3)
+            reply = _pairs((yield ScriptCall("add_friends", script_keys, tuple(args))), 4)
 
             def refusal(code: int, peer: str, count: int) -> Refusal:
                 if code == 30014:
@@ -338,13 +338,15 @@ class Core:
 
             if all_or_nothing:
                 self._raise_first_refusal(
-                    [o for o, _, _ in reply], lambda i: refusal(reply[i][0], ids[i], reply[i][2])
+                    [o for o, *_ in reply], lambda i: refusal(reply[i][0], ids[i], reply[i][2])
                 )
             items = []
-            for peer, (outcome, sides, count) in zip(ids, reply, strict=True):
+            for peer, (outcome, sides, count, peer_count) in zip(ids, reply, strict=True):
                 verdict, why = self._judge(
                     "friends", outcome, partial(refusal, peer=peer, count=count)
                 )
+                if peer_count >= 0:  # the peer's list was over its shadow limit as well
+                    self._shadowed(refusal(30014, peer, peer_count))
                 items.append(FriendItem(peer, verdict, why, bool(sides & 1), bool(sides & 2)))
             return BatchResult(app, tuple(items))
 

@@ -436,6 +436,17 @@ def test_shadow_mode_lets_additions_through_and_counts_them(make_engine):
     assert friends.items[-1].outcome is Outcome.REFUSED
 
 
+def test_shadow_friends_reports_both_waived_lists(make_engine):
+    engine = make_engine(policies={"friends": "shadow"})
+    engine.add_friends(APP, "a", [f"p{i}" for i in range(20)])
+    engine.add_friends(APP, "b", [f"q{i}" for i in range(20)])
+    item = engine.add_friends(APP, "a", ["b"]).items[0]
+    assert item.outcome is Outcome.ADDED
+    assert (item.refusal.code, item.refusal.scope_id, item.refusal.current) == (30010, "a", 20)
+    assert engine.decisions[("friends", "shadow_refused")] == 2
+    assert engine.user_usage(APP, "b").friends == 21
+
+
 # -- reservations --------------------------------------------------------------------------------
 
 

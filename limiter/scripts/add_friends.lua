@@ -7,11 +7,13 @@
 -- ARGV[4]  "1" when the friends limit is in shadow mode
 -- ARGV[5]  "1" all or nothing: if any peer would be refused, add none
 -- ARGV[6..] pairs: peer id, the peer's friends limit; peers distinct and not the user
--- Returns  per peer, three integers: outcome, sides added, count
+-- Returns  per peer, four integers: outcome, sides added, count, peer count
 --          outcome 1 added, 2 already, 30010 requester's list full, 30014 peer's list full,
 --          -30010 / -30014 added over a shadow limit, 0 not attempted (all or nothing);
 --          sides: bit 1 the requester's side, bit 2 the peer's side; count: the list size the
---          outcome speaks of (requester's, or the peer's for 30014), at the decision.
+--          outcome speaks of (requester's, or the peer's for 30014), at the decision; peer count:
+--          when both lists were over a shadow limit (outcome -30010), the peer's list size, so
+--          its waived 30014 is reported too; else -1.
 -- Decides every peer first, then writes: a peer's own list is touched by no other peer, so
 -- only the requester's running count links the decisions.
 local user = ARGV[1]
@@ -25,7 +27,7 @@ for i = 6, #ARGV, 2 do
   local peer = ARGV[i]
   local forward = has(KEYS[1], user, peer)
   local reverse = (not both) or has(KEYS[1], peer, user)
-  local outcome, sides, count = 2, 0, user_count
+  local outcome, sides, count, also = 2, 0, user_count, -1
   if not (forward and reverse) then
     local mine, theirs, peer_count = 0, 0, 0
     if not forward then
@@ -44,6 +46,9 @@ for i = 6, #ARGV, 2 do
       outcome = 1
       if mine < 0 then
         outcome = mine
+        if theirs < 0 then
+          also = peer_count
+        end
       elseif theirs < 0 then
         outcome, count = theirs, peer_count
       end
@@ -56,7 +61,7 @@ for i = 6, #ARGV, 2 do
     end
   end
   refused = refused or outcome > 2
-  decisions[#decisions + 1] = {peer, outcome, sides, count}
+  decisions[#decisions + 1] = {peer, outcome, sides, count, also}
 end
 local out = {}
 local write = not (refused and ARGV[5] == "1")
@@ -77,5 +82,6 @@ for _, d in ipairs(decisions) do
   out[#out + 1] = outcome
   out[#out + 1] = sides
   out[#out + 1] = d[4]
+  out[#out + 1] = d[5]
 end
 return out
