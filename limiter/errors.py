@@ -87,8 +87,8 @@ class Refusal:
     def describe(self) -> str:
         cap = "unlimited" if self.maximum is None else str(self.maximum)
         return (
-            f"{self.limit} limit reached for {self.scope} {self.scope_id!r}: "
-            f"{self.current} of {cap} (IM code {self.code})"
+            f"{self.limit} limit {cap} refuses the addition for {self.scope} "
+            f"{self.scope_id!r} ({self.current} in use; IM code {self.code})"
         )
 
     def as_dict(self) -> dict[str, Any]:

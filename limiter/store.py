@@ -44,8 +44,10 @@ _BUSY_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
 
 
 def _outage(exc: Exception) -> StoreUnavailable | None:
+    # In a pipeline redis-py prefixes the reply: "Command # 1 (...) of pipeline caused error: BUSY"
+    reply = str(exc).rsplit("caused error: ", 1)[-1]
     if isinstance(exc, _OUTAGES) or (
-        isinstance(exc, redis.ResponseError) and str(exc).startswith(_BUSY_REPLIES)
+        isinstance(exc, redis.ResponseError) and reply.startswith(_BUSY_REPLIES)
     ):
         return StoreUnavailable(f"Redis unavailable: {exc}")
     return None

@@ -430,7 +430,7 @@ def test_shadow_mode_lets_additions_through_and_counts_them(make_engine):
     assert engine.decisions[("group_members", "shadow_refused")] == 1
     registered = engine.register_users(APP, [f"u{i}" for i in range(101)])
     assert len(registered.added) == 101
-    assert registered.items[-1].refusal.code == 70398
+    assert (registered.items[-1].refusal.code, registered.items[-1].refusal.current) == (70398, 100)
     assert engine.decisions[("users", "shadow_refused")] == 1
     friends = engine.add_friends(APP, "a", [f"p{i}" for i in range(21)])
     assert friends.items[-1].outcome is Outcome.REFUSED
@@ -487,13 +487,14 @@ def test_a_refused_reservation_writes_nothing_at_all(engine):
 
 def test_all_or_nothing_calls_outside_reservations(engine):
     engine.register_users(APP, [f"u{i}" for i in range(99)])
-    with pytest.raises(Refused):
+    with pytest.raises(Refused) as caught:
         engine.register_users(APP, ["n1", "n2"], all_or_nothing=True)
+    assert (caught.value.current, caught.value.maximum) == (99, 100)
     assert engine.register_users(APP, ["n1"], all_or_nothing=True).added == ("n1",)
     engine.add_friends(APP, "a", [f"p{i}" for i in range(19)])
     with pytest.raises(Refused) as caught:
         engine.add_friends(APP, "a", ["q1", "q2"], all_or_nothing=True)
-    assert caught.value.code == 30010
+    assert (caught.value.code, caught.value.current, caught.value.maximum) == (30010, 19, 20)
     assert engine.user_usage(APP, "a").friends == 19
 
 

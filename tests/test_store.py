@@ -183,6 +183,9 @@ def test_replies_that_mean_not_now_are_outages_and_others_are_not():
         redis.exceptions.BusyLoadingError("LOADING Redis is loading the dataset in memory"),
         redis.exceptions.OutOfMemoryError("OOM command not allowed"),
         redis.ResponseError("BUSY Redis is busy running a script."),
+        redis.ResponseError(
+            "Command # 1 (HGETALL limiter:{1}:plan) of pipeline caused error: BUSY Redis is busy"
+        ),
         redis.ConnectionError("Connection refused"),
     ]
     assert all(isinstance(_outage(exc), StoreUnavailable) for exc in not_now)

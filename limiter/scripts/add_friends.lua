@@ -21,6 +21,7 @@ local both = ARGV[2] == "1"
 local user_limit = tonumber(ARGV[3])
 local shadow = ARGV[4] == "1"
 local user_count = count_of(KEYS[1], user)
+local stored_count = user_count
 local decisions = {}
 local refused = false
 for i = 6, #ARGV, 2 do
@@ -78,6 +79,8 @@ for _, d in ipairs(decisions) do
     end
   elseif outcome == 1 or outcome < 0 then
     outcome, sides = 0, 0
+  elseif outcome == 30010 then
+    d[4] = stored_count -- nothing was written: the list holds what it held before the call
   end
   out[#out + 1] = outcome
   out[#out + 1] = sides

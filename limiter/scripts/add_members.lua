@@ -15,7 +15,7 @@
 --          size: members after the call (before it, on 10014);
 --          outcome 1 added, 2 already a member, 10037 the user's groups are full, -10037 added
 --          over a shadow limit, 0 not attempted (the call was refused); count: the user's
---          counted groups at the decision.
+--          counted groups after the add, or at the decision for a refusal or a waiver.
 local group = ARGV[1]
 local group_type = redis.call("HGET", KEYS[1], group)
 if not group_type then
@@ -79,7 +79,7 @@ for n = 1, #outcomes do
     local user = ARGV[first + 2 * (n - 1)]
     link(KEYS[2], group, user)
     link(joined_key, user, group)
-    if counted then
+    if counted and outcome == 1 then
       counts[n] = counts[n] + 1
     end
   end

@@ -7,7 +7,8 @@
 -- Returns  per user, two integers: outcome, count
 --          outcome 1 added, 2 already registered, 70398 refused, -70398 added over a shadow limit,
 --          0 not attempted (all or nothing, another one was refused);
---          count is the number of accounts after the add, or at the refusal.
+--          count is the number of accounts after the add; for a refusal or a waived (shadow)
+--          refusal, the number at the decision, before it.
 local limit = tonumber(ARGV[1])
 local shadow = ARGV[2] == "1"
 local count = redis.call("SCARD", KEYS[1])
@@ -28,18 +29,18 @@ if ARGV[3] == "1" and verdict(count + fresh - 1, limit, shadow, 70398) > 0 then
   return out
 end
 for i = 4, #ARGV do
-  local outcome = 2
+  local outcome, at_decision = 2, count
   if not known[i] then
     outcome = verdict(count, limit, shadow, 70398)
     if outcome <= 0 then
       redis.call("SADD", KEYS[1], ARGV[i])
       count = count + 1
       if outcome == 0 then
-        outcome = 1
+        outcome, at_decision = 1, count
       end
     end
   end
   out[#out + 1] = outcome
-  out[#out + 1] = count
+  out[#out + 1] = at_decision
 end
 return out
