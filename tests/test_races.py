@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from limiter import Limiter, Outcome, Refused, Settings
+from limiter import Limiter, Outcome, Refusal, Refused, Settings
 from limiter.keys import AppKeys, KeyLayout
 from tests.conftest import REDIS_URL, real_redis_or_skip
 
@@ -62,6 +62,13 @@ def _worker(
         results.put((index, traceback.format_exc()))
 
 
+def _why(refusal: Refusal | None) -> tuple[Any, ...]:
+    """A refusal's fields for a record (code, scope id, current, maximum), or four Nones."""
+    if refusal is None:
+        return (None, None, None, None)
+    return (refusal.code, refusal.scope_id, refusal.current, refusal.maximum)
+
+
 def _add_members_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
     group, candidates = plan
     records: list[tuple[Any, ...]] = []
@@ -81,25 +88,9 @@ def _friends_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
     for action, user, peer in plan:
         if action == "add":
             item = engine.add_friends(app, user, [peer], both_ways=True).item(peer)
-            refusal = item.refusal
-            if refusal is None:
-                records.append((action, user, peer, str(item.outcome), None, None, None, None))
-            else:
-                records.append(
-                    (
-                        action,
-                        user,
-                        peer,
-                        str(item.outcome),
-                        refusal.code,
-                        refusal.scope_id,
-                        refusal.current,
-                        refusal.maximum,
-                    )
-                )
         else:
             item = engine.remove_friends(app, user, [peer], both_ways=True).item(peer)
-            records.append((action, user, peer, str(item.outcome), None, None, None, None))
+        records.append((action, user, peer, str(item.outcome), *_why(item.refusal)))
     return records
 
 
@@ -109,36 +100,12 @@ def _groups_per_user_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any
     for action, group, owner in steps:
         if action == "add":
             item = engine.add_members(app, group, [user]).item(user)
-            refusal = item.refusal
-            if refusal is None:
-                records.append((action, group, str(item.outcome), None, None, None, None))
-            else:
-                records.append(
-                    (
-                        action,
-                        group,
-                        str(item.outcome),
-                        refusal.code,
-                        refusal.scope_id,
-                        refusal.current,
-                        refusal.maximum,
-                    )
-                )
+            records.append((action, group, str(item.outcome), *_why(item.refusal)))
         else:
             try:
                 created = engine.create_group(app, group, "Public", owner, [user])
             except Refused as refused:
-                records.append(
-                    (
-                        action,
-                        group,
-                        "refused",
-                        refused.code,
-                        refused.scope_id,
-                        refused.current,
-                        refused.maximum,
-                    )
-                )
+                records.append((action, group, "refused", *_why(refused.refusal)))
             else:
                 records.append((action, group, "added", None, None, created.members, None))
     return records
