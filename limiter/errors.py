@@ -72,8 +72,9 @@ class Lift:
 @dataclass(frozen=True)
 class Refusal:
     """Why an addition was refused: which limit, for whom (scope and its id), how full it
-    is (``current`` of ``maximum``, None = unlimited), the IM error code, the app's edition,
-    and the cheapest catalog item that would lift the limit (None when nothing would)."""
+    is (``current`` of ``maximum``, None = unlimited; for 10038 ``current`` is the number of
+    initial members asked for), the IM error code, the app's edition, and the cheapest
+    catalog item that would lift the limit (None when nothing would)."""
 
     code: int
     limit: str
@@ -88,7 +89,7 @@ class Refusal:
         cap = "unlimited" if self.maximum is None else str(self.maximum)
         return (
             f"{self.limit} limit {cap} refuses the addition for {self.scope} "
-            f"{self.scope_id!r} ({self.current} in use; IM code {self.code})"
+            f"{self.scope_id!r} (current {self.current}; IM code {self.code})"
         )
 
     def as_dict(self) -> dict[str, Any]:
