@@ -33,7 +33,7 @@ from limiter.errors import (
     StoreUnavailable,
     Suspended,
 )
-from limiter.keys import AppKeys, KeyLayout, check_entity_id
+from limiter.keys import KeyLayout, check_entity_id
 from limiter.limits import EffectiveLimits, Limit, Status, edition_state, resolve
 from limiter.periods import consecutive_periods, local_date
 from limiter.plan import (
@@ -400,9 +400,8 @@ class Core:
         group = self._group(group)
         group_type = self.catalog.group_type(type)
         spec = self.catalog.group_types[group_type]
-        people = self._users(
-            (self._user(owner, "owner"), *self._users(members, "members")), "members"
-        )
+        owner = self._user(owner, "owner")
+        people = tuple(dict.fromkeys((owner, *self._users(members, "members"))))
 
         def run() -> Op[GroupCreated]:
             limits = yield from self._limits(app)
@@ -849,9 +848,6 @@ class Core:
             return None if group_type is None else GroupUsage(group, group_type, members)
 
         return run()
-
-    def app_keys(self, app: str) -> AppKeys:
-        return self.keys.app(app)
 
 
 def _switch(value: bool | str, field: str) -> bool:
