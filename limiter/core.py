@@ -1,5 +1,5 @@
 """The engine's logic, free of I/O: each operation is a generator that yields the round trips
-it needs (:class:`ScriptCall`, :class:`Read`) and returns its result.
+it needs (:class:`ScriptCall`, :class:`Pipeline`) and returns its result.
 
 The async engine and the sync facade (``engine.py``) only drive these generators, so both
 share every rule here. A store failure is thrown back into the generator, where the outage
@@ -8,16 +8,18 @@ policy decides between raising and a degraded, allowed answer.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
-from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from limiter.billing import Bill, compute_bill
 from limiter.catalog import LIMIT_NAMES, Catalog
 from limiter.clock import Clock
 from limiter.errors import (
@@ -33,14 +35,16 @@ from limiter.errors import (
     StoreUnavailable,
     Suspended,
 )
-from limiter.keys import KeyLayout, check_entity_id
+from limiter.keys import AppKeys, KeyLayout, check_entity_id
 from limiter.limits import EffectiveLimits, Limit, Status, edition_state, resolve
-from limiter.periods import consecutive_periods, local_date
+from limiter.metering import LoginRecorded, Month, MonthlyUsage
+from limiter.periods import consecutive_periods, day_end, local_date
 from limiter.plan import (
     EDITION_FIELD,
     ExpansionGrant,
     Override,
     PlanState,
+    Purchase,
     decode,
     edition_field_value,
     expansion_field,
@@ -48,7 +52,9 @@ from limiter.plan import (
     override_field,
     override_field_value,
 )
+from limiter.rebuild import Rebuild
 from limiter.results import (
+    AuditEntry,
     BatchResult,
     DeletedUser,
     DeleteResult,
@@ -59,11 +65,13 @@ from limiter.results import (
     Item,
     MembersResult,
     Outcome,
+    OverLimit,
     Usage,
     UserUsage,
 )
 from limiter.settings import Settings
-from limiter.store import Read, Request, ScriptCall
+from limiter.stats import Stats
+from limiter.store import Pipeline, Request, ScriptCall
 
 T = TypeVar("T")
 Op = Generator[Request, Any, T]
@@ -76,6 +84,14 @@ _ADDED, _ALREADY = 1, 2
 _CAS_ATTEMPTS = 20
 PLAN_CACHE_APPS = 10_000
 MAX_MONTHS = 120
+# How far ahead of the clock an event's own time may be (clients' clocks drift).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# How many earlier months a month without group changes looks back for its group count.
+LOOK_BACK_MONTHS = 13
+# Entries per round trip when a report or a rebuild walks a relation set.
+SCAN_CHUNK = 5000
+# Who the audit log names for a change made through the Python API without an actor.
+DEFAULT_ACTOR = "python"
 # What each reservable action needs from its caller (besides the app); optional ones last.
 ACTION_PARAMETERS: Mapping[str, tuple[str, ...]] = {
     "register_users": ("users",),
@@ -117,7 +133,8 @@ class Core:
         self.clock = clock
         self.keys = KeyLayout(settings.key_prefix)
         self.tz = ZoneInfo(settings.timezone)
-        self.decisions: Counter[tuple[str, str]] = Counter()
+        self.stats = Stats()
+        self.decisions = self.stats.decisions
         # app -> (when this process's copy goes stale, the copy)
         self._plans: dict[str, tuple[datetime, PlanState]] = {}
 
@@ -150,7 +167,7 @@ class Core:
         now = self.clock.now()
         if cached is not None and now < cached[0] and not fresh:
             return cached[1]
-        (fields,) = yield Read((("HGETALL", self.keys.app(app).plan),))
+        (fields,) = yield Pipeline((("HGETALL", self.keys.app(app).plan),))
         plan = decode(fields, self.settings.default_edition)
         if app not in self._plans and len(self._plans) >= PLAN_CACHE_APPS:
             self._plans.pop(next(iter(self._plans)))  # app ids come from clients: stay bounded
@@ -418,9 +435,18 @@ class Core:
                 _cap(rooms_limit),
                 self._shadow_flag("group_members", "av_chatrooms", "groups_per_user"),
             ]
+            meter, meter_args = self._meter(keys)
+            args += meter_args
             for person in people:
                 args += (person, _cap(per_user[person]))
-            script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free, keys.av_rooms)
+            script_keys = (
+                keys.groups,
+                keys.members,
+                keys.joined,
+                keys.joined_free,
+                keys.av_rooms,
+                meter,
+            )
             reply = yield ScriptCall("create_group", script_keys, tuple(args))
 
             def refusal(code: int, subject: str, count: int) -> Refusal:
@@ -556,13 +582,37 @@ class Core:
         group = self._group(group)
 
         def run() -> Op[GroupDestroyed]:
-            script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free, keys.av_rooms)
-            released = yield ScriptCall("destroy_group", script_keys, (group,))
+            meter, meter_args = self._meter(keys)
+            script_keys = (
+                keys.groups,
+                keys.members,
+                keys.joined,
+                keys.joined_free,
+                keys.av_rooms,
+                meter,
+            )
+            released = yield ScriptCall("destroy_group", script_keys, (group, *meter_args))
             return GroupDestroyed(app, group, released >= 0, max(released, 0))
 
         return self._guarded(
             run(), lambda: GroupDestroyed(app, group, False, 0, degraded=True), "destroy_group"
         )
+
+    def _meter(self, keys: AppKeys) -> tuple[str, tuple[str, str, int]]:
+        """This month's metering hash, and the script arguments that keep the month's peak of
+        live groups: today, the month's first day, the hash's retention in seconds."""
+        today = local_date(self.clock.now(), self.tz)
+        month = Month.parse(today)
+        return keys.meter(str(month)), (
+            today.isoformat(),
+            month.first_day.isoformat(),
+            self._retention(month),
+        )
+
+    def _retention(self, month: Month) -> int:
+        """Seconds from now until a month's metering hash may go: the retention after its end."""
+        keep_until = month.ends_at(self.tz) + timedelta(days=self.settings.metering_retention_days)
+        return max(1, int((keep_until - self.clock.now()).total_seconds()))
 
     # -- reservations ------------------------------------------------------------------------------
 
@@ -636,19 +686,38 @@ class Core:
     # -- plan changes ------------------------------------------------------------------------------
 
     def _write(
-        self, app: str, field: str, value: str | None, expected: str | None = None
+        self,
+        app: str,
+        field: str,
+        value: str | None,
+        change: tuple[str, str],
+        expected: str | None = None,
     ) -> Op[bool]:
-        """Set (or, with ``value`` None, delete) one plan field; with ``expected``, only if the
-        field still holds it ("" = absent). Forgets this process's copy of the plan."""
+        """Set (or, with ``value`` None, delete) one plan field and log it in the audit list;
+        with ``expected``, only if the field still holds it ("" = absent). ``change`` is the
+        audit's (action, actor). Forgets this process's copy of the plan."""
+        action, actor = change
         compare = ("any", "") if expected is None else ("cas", expected)
-        change = ("del",) if value is None else ("set", value)
-        plan_key = self.keys.app(app).plan
-        done = yield ScriptCall("plan_write", (plan_key,), (field, *compare, *change))
+        written = ("del", "") if value is None else ("set", value)
+        keys = self.keys.app(app)
+        entry = json.dumps(
+            {"at": self.clock.now().isoformat(), "actor": actor, "action": action, "field": field}
+        )[:-1]
+        args = (field, *compare, *written, entry, self.settings.audit_entries)
+        done = yield ScriptCall("plan_write", (keys.plan, keys.audit), args)
         self._plans.pop(app, None)
+        if done:
+            self.stats.admin_changes[action] += 1
         return bool(done)
 
     def set_edition(
-        self, app: str, edition: str, purchased_on: date | None = None, months: int = 1
+        self,
+        app: str,
+        edition: str,
+        purchased_on: date | None = None,
+        months: int = 1,
+        *,
+        actor: str = DEFAULT_ACTOR,
     ) -> Op[PlanState]:
         """Put an app on an edition; a paid one for ``months`` periods from ``purchased_on``."""
         spec = self.catalog.edition(edition)
@@ -660,15 +729,17 @@ class Core:
         if not spec.paid and purchased_on is not None:
             raise InvalidRequest("purchased_on", f"edition {edition!r} is free: it has no date")
         periods = () if purchased_on is None else consecutive_periods(purchased_on, months)
+        purchases = () if purchased_on is None else (Purchase(purchased_on, months),)
         self.keys.app(app)
 
         def run() -> Op[PlanState]:
-            yield from self._write(app, EDITION_FIELD, edition_field_value(edition, periods))
+            value = edition_field_value(edition, periods, purchases)
+            yield from self._write(app, EDITION_FIELD, value, ("set_edition", actor))
             return (yield from self._plan(app, fresh=True))
 
         return run()
 
-    def renew(self, app: str, months: int = 1) -> Op[PlanState]:
+    def renew(self, app: str, months: int = 1, *, actor: str = DEFAULT_ACTOR) -> Op[PlanState]:
         """Extend a paid edition: from the day after its end while active or in grace, else
         from today."""
         _check_months(months)
@@ -676,7 +747,7 @@ class Core:
 
         def run() -> Op[PlanState]:
             for _ in range(_CAS_ATTEMPTS):
-                (raw,) = yield Read((("HGET", plan_key, EDITION_FIELD),))
+                (raw,) = yield Pipeline((("HGET", plan_key, EDITION_FIELD),))
                 plan = decode({EDITION_FIELD: raw} if raw else {}, self.settings.default_edition)
                 if not self.catalog.edition(plan.edition).paid:
                     raise PlanConflict(
@@ -690,8 +761,10 @@ class Core:
                 else:
                     start = local_date(now, self.tz)
                 periods = plan.periods + consecutive_periods(start, months)
-                value = edition_field_value(plan.edition, periods)
-                if (yield from self._write(app, EDITION_FIELD, value, expected=raw or "")):
+                purchases = (*plan.purchases, Purchase(local_date(now, self.tz), months))
+                value = edition_field_value(plan.edition, periods, purchases)
+                change = ("renew", actor)
+                if (yield from self._write(app, EDITION_FIELD, value, change, raw or "")):
                     return (yield from self._plan(app, fresh=True))
             raise PlanConflict(f"app {app!r}: the edition kept changing during the renewal")
 
@@ -704,6 +777,8 @@ class Core:
         purchased_on: date,
         months: int = 1,
         days: int | None = None,
+        *,
+        actor: str = DEFAULT_ACTOR,
     ) -> Op[ExpansionGrant]:
         """Record an expansion bought on ``purchased_on`` for ``months`` periods."""
         spec = self.catalog.expansion(kind)
@@ -731,17 +806,18 @@ class Core:
                     f"expansion {kind!r} needs edition {needed}; app {app!r} is on {plan.edition!r}"
                 )
             field = expansion_field(grant.id)
-            yield from self._write(app, field, expansion_field_value(grant), expected="")
+            value = expansion_field_value(grant)
+            yield from self._write(app, field, value, ("add_expansion", actor), "")
             return grant
 
         return run()
 
-    def remove_expansion(self, app: str, grant_id: str) -> Op[bool]:
+    def remove_expansion(self, app: str, grant_id: str, *, actor: str = DEFAULT_ACTOR) -> Op[bool]:
         """Forget an expansion; False when there was none with that id."""
         self.keys.app(app)
         if not isinstance(grant_id, str) or not 0 < len(grant_id) <= 64:
             raise InvalidRequest("id", f"not an expansion id: {grant_id!r}")
-        return self._write(app, expansion_field(grant_id), None)
+        return self._write(app, expansion_field(grant_id), None, ("remove_expansion", actor))
 
     def _override_field(self, limit: str, user: str | None, group: str | None) -> str:
         if limit not in LIMIT_NAMES:
@@ -768,6 +844,7 @@ class Core:
         *,
         user: str | None = None,
         group: str | None = None,
+        actor: str = DEFAULT_ACTOR,
     ) -> Op[Override]:
         """Set a custom limit for the app, one user or one group (None = unlimited)."""
         field = self._override_field(limit, user, group)
@@ -783,18 +860,250 @@ class Core:
         override = Override(value, expires_at)
 
         def run() -> Op[Override]:
-            yield from self._write(app, field, override_field_value(override))
+            value = override_field_value(override)
+            yield from self._write(app, field, value, ("set_override", actor))
             return override
 
         return run()
 
     def clear_override(
-        self, app: str, limit: str, *, user: str | None = None, group: str | None = None
+        self,
+        app: str,
+        limit: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        actor: str = DEFAULT_ACTOR,
     ) -> Op[bool]:
         """Remove a custom limit; False when there was none."""
         field = self._override_field(limit, user, group)
         self.keys.app(app)
-        return self._write(app, field, None)
+        return self._write(app, field, None, ("clear_override", actor))
+
+    # -- metering ----------------------------------------------------------------------------------
+
+    def _instant(self, at: datetime | None, field: str) -> datetime:
+        now = self.clock.now()
+        if at is None:
+            return now
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise InvalidRequest(field, "must be a timezone-aware instant")
+        if at > now + FUTURE_TOLERANCE:
+            raise InvalidRequest(field, f"{at.isoformat()} is in the future")
+        return at
+
+    def record_login(self, app: str, user: str, at: datetime | None = None) -> Op[LoginRecorded]:
+        """Count ``user`` as active on the billing day of ``at`` (default now), once per day.
+
+        A login for a day that closed more than ``late_login_seconds`` ago is not counted.
+        """
+        keys = self.keys.app(app)
+        user = self._user(user)
+        at = self._instant(at, "at")
+        day = local_date(at, self.tz)
+        month = Month.parse(day)
+        closes = day_end(day, self.tz) + timedelta(seconds=self.settings.late_login_seconds)
+        closes_in = int((closes - self.clock.now()).total_seconds())
+
+        def run() -> Op[LoginRecorded]:
+            args = (user, day.isoformat(), closes_in, self._retention(month))
+            script_keys = (keys.dau(day), keys.meter(str(month)))
+            outcome, count = yield ScriptCall("record_login", script_keys, args)
+            if outcome < 0:
+                log.warning(
+                    "login of %r on %s arrived after the day closed: not counted", user, day
+                )
+            return LoginRecorded(app, user, day, outcome == 1, count, late=outcome < 0)
+
+        return self._guarded(
+            run(), lambda: LoginRecorded(app, user, day, False, 0, degraded=True), "record_login"
+        )
+
+    def record_bandwidth(
+        self, app: str, mbps: Decimal | int | float | str, at: datetime | None = None
+    ) -> Op[Decimal]:
+        """Record an AV bandwidth measurement; returns the day's peak so far (Mbps)."""
+        keys = self.keys.app(app)
+        try:
+            value = Decimal(str(mbps))
+        except ArithmeticError:
+            raise InvalidRequest("mbps", f"must be a number, not {mbps!r}") from None
+        if isinstance(mbps, bool) or not value.is_finite() or value < 0:
+            raise InvalidRequest("mbps", f"must be a finite number >= 0, not {mbps!r}")
+        day = local_date(self._instant(at, "at"), self.tz)
+        month = Month.parse(day)
+
+        def run() -> Op[Decimal]:
+            args = (day.isoformat(), str(value), self._retention(month))
+            _, peak = yield ScriptCall("record_bandwidth", (keys.meter(str(month)),), args)
+            return Decimal(peak)
+
+        return run()
+
+    def monthly_usage(self, app: str, month: Month | str) -> Op[MonthlyUsage]:
+        """What the bill of ``month`` measures, as recorded so far."""
+        keys = self.keys.app(app)
+        month = Month.parse(month)
+        current = Month.of(self.clock.now(), self.tz)
+        earlier = [month.shift(-n) for n in range(1, LOOK_BACK_MONTHS + 1)]
+
+        def run() -> Op[MonthlyUsage]:
+            commands: list[tuple[str | int, ...]] = [("HGETALL", keys.meter(str(month)))]
+            commands += [("HGET", keys.meter(str(m)), "groups_end") for m in earlier]
+            commands.append(("HLEN", keys.groups))
+            fields, *ends, live = yield Pipeline(tuple(commands))
+            dau: dict[date, int] = {}
+            bandwidth: dict[date, Decimal] = {}
+            for name, raw in fields.items():
+                kind, _, day = name.partition(":")
+                if kind == "dau":
+                    dau[date.fromisoformat(day)] = int(raw)
+                elif kind == "bandwidth":
+                    bandwidth[date.fromisoformat(day)] = Decimal(raw)
+            peak_groups_day = _day(fields.get("peak_groups_day"))
+            if "peak_groups" in fields:
+                peak_groups = int(fields["peak_groups"])
+            else:
+                # No group was created or destroyed that month: the count held all month,
+                # at what the last earlier month ended with (or, this month, what it is now).
+                known = next((int(end) for end in ends if end is not None), None)
+                if known is None and month == current:
+                    known = live
+                peak_groups = known or 0
+                if peak_groups and month <= current:
+                    peak_groups_day = month.first_day
+            return MonthlyUsage(
+                app,
+                month,
+                dict(sorted(dau.items())),
+                int(fields.get("peak_dau", 0)),
+                _day(fields.get("peak_dau_day")),
+                peak_groups,
+                peak_groups_day,
+                dict(sorted(bandwidth.items())),
+            )
+
+        return run()
+
+    def bill(self, app: str, month: Month | str) -> Op[Bill]:
+        """The bill of ``month`` from the catalog's prices: what was bought that month and
+        what the month measured (see :func:`limiter.billing.compute_bill`)."""
+        usage_op = self.monthly_usage(app, month)
+
+        def run() -> Op[Bill]:
+            usage = yield from usage_op
+            plan = yield from self._plan(app, fresh=True)
+            return compute_bill(self.catalog, plan, usage)
+
+        return run()
+
+    def history_cutoff(self, app: str, now: datetime | None = None) -> Op[datetime | None]:
+        """The oldest instant the app's message history keeps (``history_days`` back from
+        ``now``); None when its history is unlimited."""
+        self.keys.app(app)
+        at = self._instant(now, "now")
+
+        def run() -> Op[datetime | None]:
+            limits = yield from self._limits(app)
+            days = limits.app["history_days"].value
+            return None if days is None else at - timedelta(days=days)
+
+        return run()
+
+    def rebuild(self, app: str) -> Rebuild:
+        """A reconcile of ``app`` from its source of truth (see :mod:`limiter.rebuild`)."""
+        return Rebuild(self, app)
+
+    # -- operator reads ------------------------------------------------------------------------
+
+    def audit(self, app: str, limit: int = 50) -> Op[tuple[AuditEntry, ...]]:
+        """The app's latest plan changes, newest first (at most ``audit_entries`` are kept)."""
+        keys = self.keys.app(app)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidRequest("limit", "must be a whole number >= 1")
+
+        def run() -> Op[tuple[AuditEntry, ...]]:
+            (raw,) = yield Pipeline((("LRANGE", keys.audit, 0, limit - 1),))
+            entries = []
+            for text in raw:
+                entry = json.loads(text)
+                entries.append(
+                    AuditEntry(
+                        datetime.fromisoformat(entry["at"]),
+                        entry["actor"],
+                        entry["action"],
+                        entry["field"],
+                        entry["before"],
+                        entry["after"],
+                    )
+                )
+            return tuple(entries)
+
+        return run()
+
+    def over_limit(self, app: str) -> Op[tuple[OverLimit, ...]]:
+        """Every account count, user and group above its effective limit now (lower limits
+        never evict). Reads the relation sets in chunks: memory stays flat, the cost grows
+        with the app."""
+        keys = self.keys.app(app)
+
+        def run() -> Op[tuple[OverLimit, ...]]:
+            limits = yield from self._limits(app)
+            found: list[OverLimit] = []
+
+            def check(scope: Scope, subject: str, limit: str, count: int, cap: Limit) -> None:
+                if cap.value is not None and count > cap.value:
+                    found.append(OverLimit(scope, subject, limit, count, cap.value))
+
+            users, rooms = yield Pipeline((("SCARD", keys.users), ("SCARD", keys.av_rooms)))
+            check("app", app, "users", users, limits.app["users"])
+            check("app", app, "av_chatrooms", rooms, limits.app["av_chatrooms"])
+            for key, limit in ((keys.friends, "friends"), (keys.joined, "groups_per_user")):
+
+                def per_user(user: str, count: int, limit: str = limit) -> None:
+                    check("user", user, limit, count, limits.for_user(user, limit))
+
+                yield from self._each_subject(key, per_user)
+            # A group's limit depends on its type; fetch types only where the count could be over.
+            capped = [cap.value for cap in limits.group_members.values() if cap.value is not None]
+            lowest = min(capped, default=None)
+            candidates: dict[str, int] = {}
+
+            def collect(group: str, count: int) -> None:
+                if group in limits.group_overrides or (lowest is not None and count > lowest):
+                    candidates[group] = count
+
+            yield from self._each_subject(keys.members, collect)
+            names = list(candidates)
+            for start in range(0, len(names), SCAN_CHUNK):
+                chunk = names[start : start + SCAN_CHUNK]
+                (types,) = yield Pipeline((("HMGET", keys.groups, *chunk),))
+                for group, group_type in zip(chunk, types, strict=True):
+                    if group_type is not None:
+                        cap = limits.for_group(group, group_type)
+                        check("group", group, "group_members", candidates[group], cap)
+            return tuple(found)
+
+        return run()
+
+    def _each_subject(self, key: str, visit: Callable[[str, int], None]) -> Op[None]:
+        """Call ``visit(subject, count)`` for every subject of a relation set, in order,
+        reading it ``SCAN_CHUNK`` entries per round trip."""
+        low, subject, count = "-", None, 0
+        while True:
+            (entries,) = yield Pipeline((("ZRANGEBYLEX", key, low, "+", "LIMIT", 0, SCAN_CHUNK),))
+            for entry in entries:
+                head = entry.partition("\0")[0]
+                if head != subject:
+                    if subject is not None:
+                        visit(subject, count)
+                    subject, count = head, 0
+                count += 1
+            if len(entries) < SCAN_CHUNK:
+                break
+            low = "(" + entries[-1]
+        if subject is not None:
+            visit(subject, count)
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -810,7 +1119,7 @@ class Core:
         keys = self.keys.app(app)
 
         def run() -> Op[Usage]:
-            users, groups, rooms = yield Read(
+            users, groups, rooms = yield Pipeline(
                 (("SCARD", keys.users), ("HLEN", keys.groups), ("SCARD", keys.av_rooms))
             )
             return Usage(users, groups, rooms)
@@ -823,7 +1132,7 @@ class Core:
         low, high = f"[{user}\0", f"({user}\1"
 
         def run() -> Op[UserUsage]:
-            registered, friends, groups = yield Read(
+            registered, friends, groups = yield Pipeline(
                 (
                     ("SISMEMBER", keys.users, user),
                     ("ZLEXCOUNT", keys.friends, low, high),
@@ -839,7 +1148,7 @@ class Core:
         group = self._group(group)
 
         def run() -> Op[GroupUsage | None]:
-            group_type, members = yield Read(
+            group_type, members = yield Pipeline(
                 (
                     ("HGET", keys.groups, group),
                     ("ZLEXCOUNT", keys.members, f"[{group}\0", f"({group}\1"),
@@ -848,6 +1157,10 @@ class Core:
             return None if group_type is None else GroupUsage(group, group_type, members)
 
         return run()
+
+
+def _day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
 
 
 def _switch(value: bool | str, field: str) -> bool:

@@ -5,26 +5,34 @@ Both only drive the operations of :mod:`limiter.core` against a store; every rul
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import date, datetime
+from decimal import Decimal
+from time import perf_counter
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from limiter.billing import Bill
 from limiter.catalog import Catalog, load_catalog
 from limiter.clock import Clock, SystemClock
-from limiter.core import Core, Op, Reservation
+from limiter.core import DEFAULT_ACTOR, Core, Op, Reservation
 from limiter.errors import ConfigurationError, StoreUnavailable
 from limiter.limits import EffectiveLimits
+from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
+from limiter.rebuild import ReconcileReport, Record
 from limiter.results import (
+    AuditEntry,
     BatchResult,
     DeleteResult,
     GroupCreated,
     GroupDestroyed,
     GroupUsage,
     MembersResult,
+    OverLimit,
     Usage,
     UserUsage,
 )
@@ -32,6 +40,8 @@ from limiter.settings import Settings
 from limiter.store import AsyncStore, SyncStore, async_client, sync_client
 
 T = TypeVar("T")
+# Records per round trip when a reconcile loads its source.
+RECONCILE_CHUNK = 5000
 
 
 def _core(settings: Settings | None, catalog: Catalog | None, clock: Clock | None) -> Core:
@@ -91,11 +101,14 @@ class AsyncLimiter:
         try:
             request = next(op)
             while True:
+                started = perf_counter()
                 try:
                     reply = await self.store.execute(request)
                 except StoreUnavailable as exc:
+                    self.core.stats.store_errors[request.name] += 1
                     request = op.throw(exc)
                 else:
+                    self.core.stats.observe(request.name, perf_counter() - started)
                     request = op.send(reply)
         except StopIteration as stop:
             result: T = stop.value
@@ -155,20 +168,37 @@ class AsyncLimiter:
         await self._run(self.core.release(reservation))
 
     async def set_edition(
-        self, app: str, edition: str, purchased_on: date | None = None, months: int = 1
+        self,
+        app: str,
+        edition: str,
+        purchased_on: date | None = None,
+        months: int = 1,
+        *,
+        actor: str = DEFAULT_ACTOR,
     ) -> PlanState:
-        return await self._run(self.core.set_edition(app, edition, purchased_on, months))
+        op = self.core.set_edition(app, edition, purchased_on, months, actor=actor)
+        return await self._run(op)
 
-    async def renew(self, app: str, months: int = 1) -> PlanState:
-        return await self._run(self.core.renew(app, months))
+    async def renew(self, app: str, months: int = 1, *, actor: str = DEFAULT_ACTOR) -> PlanState:
+        return await self._run(self.core.renew(app, months, actor=actor))
 
     async def add_expansion(
-        self, app: str, kind: str, purchased_on: date, months: int = 1, days: int | None = None
+        self,
+        app: str,
+        kind: str,
+        purchased_on: date,
+        months: int = 1,
+        days: int | None = None,
+        *,
+        actor: str = DEFAULT_ACTOR,
     ) -> ExpansionGrant:
-        return await self._run(self.core.add_expansion(app, kind, purchased_on, months, days))
+        op = self.core.add_expansion(app, kind, purchased_on, months, days, actor=actor)
+        return await self._run(op)
 
-    async def remove_expansion(self, app: str, grant_id: str) -> bool:
-        return await self._run(self.core.remove_expansion(app, grant_id))
+    async def remove_expansion(
+        self, app: str, grant_id: str, *, actor: str = DEFAULT_ACTOR
+    ) -> bool:
+        return await self._run(self.core.remove_expansion(app, grant_id, actor=actor))
 
     async def set_override(
         self,
@@ -179,14 +209,24 @@ class AsyncLimiter:
         *,
         user: str | None = None,
         group: str | None = None,
+        actor: str = DEFAULT_ACTOR,
     ) -> Override:
-        op = self.core.set_override(app, limit, value, expires_at, user=user, group=group)
+        op = self.core.set_override(
+            app, limit, value, expires_at, user=user, group=group, actor=actor
+        )
         return await self._run(op)
 
     async def clear_override(
-        self, app: str, limit: str, *, user: str | None = None, group: str | None = None
+        self,
+        app: str,
+        limit: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        actor: str = DEFAULT_ACTOR,
     ) -> bool:
-        return await self._run(self.core.clear_override(app, limit, user=user, group=group))
+        op = self.core.clear_override(app, limit, user=user, group=group, actor=actor)
+        return await self._run(op)
 
     async def plan(self, app: str) -> PlanState:
         return await self._run(self.core.plan(app))
@@ -202,6 +242,55 @@ class AsyncLimiter:
 
     async def group_usage(self, app: str, group: str) -> GroupUsage | None:
         return await self._run(self.core.group_usage(app, group))
+
+    # metering and billing
+    async def record_login(self, app: str, user: str, at: datetime | None = None) -> LoginRecorded:
+        return await self._run(self.core.record_login(app, user, at))
+
+    async def record_bandwidth(
+        self, app: str, mbps: Decimal | int | float | str, at: datetime | None = None
+    ) -> Decimal:
+        return await self._run(self.core.record_bandwidth(app, mbps, at))
+
+    async def monthly_usage(self, app: str, month: Month | str) -> MonthlyUsage:
+        return await self._run(self.core.monthly_usage(app, month))
+
+    async def bill(self, app: str, month: Month | str) -> Bill:
+        return await self._run(self.core.bill(app, month))
+
+    async def history_cutoff(self, app: str, now: datetime | None = None) -> datetime | None:
+        return await self._run(self.core.history_cutoff(app, now))
+
+    # operator reports
+    async def audit(self, app: str, limit: int = 50) -> tuple[AuditEntry, ...]:
+        return await self._run(self.core.audit(app, limit))
+
+    async def over_limit(self, app: str) -> tuple[OverLimit, ...]:
+        return await self._run(self.core.over_limit(app))
+
+    async def reconcile(
+        self,
+        app: str,
+        records: Iterable[Record] | AsyncIterable[Record],
+        *,
+        actor: str = DEFAULT_ACTOR,
+    ) -> ReconcileReport:
+        """Rebuild the app's counters from its source of truth (see :mod:`limiter.rebuild`);
+        ``records`` may be a plain or an async iterable, read in chunks."""
+        rebuild = self.core.rebuild(app)
+        try:
+            chunk: list[Record] = []
+            async for record in _each(records):
+                chunk.append(record)
+                if len(chunk) >= RECONCILE_CHUNK:
+                    await self._run(rebuild.load(chunk))
+                    chunk = []
+            await self._run(rebuild.load(chunk))
+            return await self._run(rebuild.finish(actor))
+        except BaseException:
+            with contextlib.suppress(StoreUnavailable):
+                await self._run(rebuild.abort())
+            raise
 
 
 class Limiter:
@@ -243,11 +332,14 @@ class Limiter:
         try:
             request = next(op)
             while True:
+                started = perf_counter()
                 try:
                     reply = self.store.execute(request)
                 except StoreUnavailable as exc:
+                    self.core.stats.store_errors[request.name] += 1
                     request = op.throw(exc)
                 else:
+                    self.core.stats.observe(request.name, perf_counter() - started)
                     request = op.send(reply)
         except StopIteration as stop:
             result: T = stop.value
@@ -305,20 +397,35 @@ class Limiter:
         self._run(self.core.release(reservation))
 
     def set_edition(
-        self, app: str, edition: str, purchased_on: date | None = None, months: int = 1
+        self,
+        app: str,
+        edition: str,
+        purchased_on: date | None = None,
+        months: int = 1,
+        *,
+        actor: str = DEFAULT_ACTOR,
     ) -> PlanState:
-        return self._run(self.core.set_edition(app, edition, purchased_on, months))
+        op = self.core.set_edition(app, edition, purchased_on, months, actor=actor)
+        return self._run(op)
 
-    def renew(self, app: str, months: int = 1) -> PlanState:
-        return self._run(self.core.renew(app, months))
+    def renew(self, app: str, months: int = 1, *, actor: str = DEFAULT_ACTOR) -> PlanState:
+        return self._run(self.core.renew(app, months, actor=actor))
 
     def add_expansion(
-        self, app: str, kind: str, purchased_on: date, months: int = 1, days: int | None = None
+        self,
+        app: str,
+        kind: str,
+        purchased_on: date,
+        months: int = 1,
+        days: int | None = None,
+        *,
+        actor: str = DEFAULT_ACTOR,
     ) -> ExpansionGrant:
-        return self._run(self.core.add_expansion(app, kind, purchased_on, months, days))
+        op = self.core.add_expansion(app, kind, purchased_on, months, days, actor=actor)
+        return self._run(op)
 
-    def remove_expansion(self, app: str, grant_id: str) -> bool:
-        return self._run(self.core.remove_expansion(app, grant_id))
+    def remove_expansion(self, app: str, grant_id: str, *, actor: str = DEFAULT_ACTOR) -> bool:
+        return self._run(self.core.remove_expansion(app, grant_id, actor=actor))
 
     def set_override(
         self,
@@ -329,15 +436,24 @@ class Limiter:
         *,
         user: str | None = None,
         group: str | None = None,
+        actor: str = DEFAULT_ACTOR,
     ) -> Override:
-        return self._run(
-            self.core.set_override(app, limit, value, expires_at, user=user, group=group)
+        op = self.core.set_override(
+            app, limit, value, expires_at, user=user, group=group, actor=actor
         )
+        return self._run(op)
 
     def clear_override(
-        self, app: str, limit: str, *, user: str | None = None, group: str | None = None
+        self,
+        app: str,
+        limit: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        actor: str = DEFAULT_ACTOR,
     ) -> bool:
-        return self._run(self.core.clear_override(app, limit, user=user, group=group))
+        op = self.core.clear_override(app, limit, user=user, group=group, actor=actor)
+        return self._run(op)
 
     def plan(self, app: str) -> PlanState:
         return self._run(self.core.plan(app))
@@ -353,3 +469,57 @@ class Limiter:
 
     def group_usage(self, app: str, group: str) -> GroupUsage | None:
         return self._run(self.core.group_usage(app, group))
+
+    # metering and billing
+    def record_login(self, app: str, user: str, at: datetime | None = None) -> LoginRecorded:
+        return self._run(self.core.record_login(app, user, at))
+
+    def record_bandwidth(
+        self, app: str, mbps: Decimal | int | float | str, at: datetime | None = None
+    ) -> Decimal:
+        return self._run(self.core.record_bandwidth(app, mbps, at))
+
+    def monthly_usage(self, app: str, month: Month | str) -> MonthlyUsage:
+        return self._run(self.core.monthly_usage(app, month))
+
+    def bill(self, app: str, month: Month | str) -> Bill:
+        return self._run(self.core.bill(app, month))
+
+    def history_cutoff(self, app: str, now: datetime | None = None) -> datetime | None:
+        return self._run(self.core.history_cutoff(app, now))
+
+    # operator reports
+    def audit(self, app: str, limit: int = 50) -> tuple[AuditEntry, ...]:
+        return self._run(self.core.audit(app, limit))
+
+    def over_limit(self, app: str) -> tuple[OverLimit, ...]:
+        return self._run(self.core.over_limit(app))
+
+    def reconcile(
+        self, app: str, records: Iterable[Record], *, actor: str = DEFAULT_ACTOR
+    ) -> ReconcileReport:
+        """Rebuild the app's counters from its source of truth (see :mod:`limiter.rebuild`);
+        ``records`` is read in chunks."""
+        rebuild = self.core.rebuild(app)
+        try:
+            chunk: list[Record] = []
+            for record in records:
+                chunk.append(record)
+                if len(chunk) >= RECONCILE_CHUNK:
+                    self._run(rebuild.load(chunk))
+                    chunk = []
+            self._run(rebuild.load(chunk))
+            return self._run(rebuild.finish(actor))
+        except BaseException:
+            with contextlib.suppress(StoreUnavailable):
+                self._run(rebuild.abort())
+            raise
+
+
+async def _each(records: Iterable[Record] | AsyncIterable[Record]) -> AsyncIterator[Record]:
+    if isinstance(records, AsyncIterable):
+        async for record in records:
+            yield record
+    else:
+        for record in records:
+            yield record

@@ -9,6 +9,12 @@
     <prefix>:{<app>}:joined       ZSET  "u\\0g": u's groups that count toward groups_per_user
     <prefix>:{<app>}:joined_free  ZSET  "u\\0g": u's groups that do not (AV chat rooms)
     <prefix>:{<app>}:av_rooms     SET   AV chat room group ids
+    <prefix>:{<app>}:audit        LIST  admin changes, newest first, bounded (JSON entries)
+    <prefix>:{<app>}:dau:<date>   SET   users seen that billing day; expires once the day closes
+    <prefix>:{<app>}:meter:<YYYY-MM>  HASH  the month's metering: dau:<date> counts, peak_dau,
+                                  peak_dau_day, peak_groups, peak_groups_day, groups_end,
+                                  bandwidth:<date> peaks; expires after the retention
+    <prefix>:{<app>}:rebuild:<token>:<name>  a reconcile's new data, renamed over the live keys
 
 Relations live in a few app-wide sorted sets instead of one key per user or group, so every
 script names all its keys in KEYS (Redis Cluster safe) and counts are exact ``ZLEXCOUNT`` ranges
@@ -19,7 +25,8 @@ control characters (validated), so ``\\0`` cannot occur inside one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from datetime import date
 
 from limiter.errors import InvalidRequest
 
@@ -29,6 +36,7 @@ _PREFIX = re.compile(r"[A-Za-z0-9_.\-:]{1,64}")
 
 @dataclass(frozen=True)
 class AppKeys:
+    base: str = field(repr=False)
     plan: str
     users: str
     friends: str
@@ -38,6 +46,36 @@ class AppKeys:
     joined: str
     joined_free: str
     av_rooms: str
+    audit: str
+
+    def dau(self, day: date) -> str:
+        """The set of users seen on one billing day."""
+        return f"{self.base}dau:{day.isoformat()}"
+
+    def meter(self, month: str) -> str:
+        """The metering hash of one ``YYYY-MM`` month."""
+        return f"{self.base}meter:{month}"
+
+    def rebuild(self, token: str) -> AppKeys:
+        """The keys a reconcile fills before they replace the live ones (same hash tag)."""
+        return KeyLayout.build(f"{self.base}rebuild:{token}:")
+
+    def relations(self) -> tuple[str, ...]:
+        """The keys a reconcile rebuilds: accounts, friendships, groups and memberships."""
+        return (
+            self.users,
+            self.friends,
+            self.friended_by,
+            self.groups,
+            self.members,
+            self.joined,
+            self.joined_free,
+            self.av_rooms,
+        )
+
+    def fixed(self) -> tuple[str, ...]:
+        """Every key with a fixed name (not the per-day and per-month ones)."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "base")
 
 
 class KeyLayout:
@@ -49,8 +87,12 @@ class KeyLayout:
         self.prefix = prefix
 
     def app(self, app: str) -> AppKeys:
-        base = f"{self.prefix}:{{{check_app_id(app)}}}:"
-        return AppKeys(*(base + name for name in AppKeys.__dataclass_fields__))
+        return self.build(f"{self.prefix}:{{{check_app_id(app)}}}:")
+
+    @staticmethod
+    def build(base: str) -> AppKeys:
+        names = [f.name for f in fields(AppKeys) if f.name != "base"]
+        return AppKeys(base, *(base + name for name in names))
 
 
 def check_app_id(app: str) -> str:

@@ -32,6 +32,15 @@ class Override:
 
 
 @dataclass(frozen=True)
+class Purchase:
+    """One purchase of a paid edition: ``months`` periods bought on ``purchased_on`` (a date in
+    the billing timezone). The bill of the month holding that date charges them."""
+
+    purchased_on: date
+    months: int
+
+
+@dataclass(frozen=True)
 class ExpansionGrant:
     """One expansion bought for an app: its kind, paid span and (history) chosen days."""
 
@@ -48,16 +57,23 @@ class ExpansionGrant:
     def ends_on(self) -> date:
         return self.periods[-1].ends_on
 
+    @property
+    def purchased_on(self) -> date:
+        """An expansion's periods start on the day it was bought."""
+        return self.periods[0].starts_on
+
     def active_on(self, day: date) -> bool:
         return self.starts_on <= day <= self.ends_on
 
 
 @dataclass(frozen=True)
 class PlanState:
-    """Everything an operator set for one app. ``periods`` are the paid edition's periods."""
+    """Everything an operator set for one app. ``periods`` are the paid edition's periods,
+    ``purchases`` the purchases that bought them (a renewal is one more purchase)."""
 
     edition: str
     periods: tuple[Period, ...] = ()
+    purchases: tuple[Purchase, ...] = ()
     expansions: tuple[ExpansionGrant, ...] = ()
     app_overrides: Mapping[str, Override] = field(default_factory=dict)
     user_overrides: Mapping[tuple[str, str], Override] = field(default_factory=dict)
@@ -67,8 +83,16 @@ class PlanState:
 # -- storage form: hash field names and JSON values -------------------------------------------
 
 
-def edition_field_value(edition: str, periods: tuple[Period, ...]) -> str:
-    return json.dumps({"edition": edition, "periods": [_period_json(p) for p in periods]})
+def edition_field_value(
+    edition: str, periods: tuple[Period, ...], purchases: tuple[Purchase, ...]
+) -> str:
+    return json.dumps(
+        {
+            "edition": edition,
+            "periods": [_period_json(p) for p in periods],
+            "purchases": [[p.purchased_on.isoformat(), p.months] for p in purchases],
+        }
+    )
 
 
 def expansion_field(grant_id: str) -> str:
@@ -103,6 +127,7 @@ def decode(fields: Mapping[str, str], default_edition: str) -> PlanState:
     """Build a plan state from the stored hash; an empty hash is an app on its default edition."""
     edition = default_edition
     periods: tuple[Period, ...] = ()
+    purchases: tuple[Purchase, ...] = ()
     expansions: list[ExpansionGrant] = []
     app_overrides: dict[str, Override] = {}
     user_overrides: dict[tuple[str, str], Override] = {}
@@ -112,6 +137,9 @@ def decode(fields: Mapping[str, str], default_edition: str) -> PlanState:
         if name == EDITION_FIELD:
             edition = value["edition"]
             periods = tuple(_period(p) for p in value["periods"])
+            purchases = tuple(
+                Purchase(date.fromisoformat(on), months) for on, months in value["purchases"]
+            )
         elif name.startswith(_EXPANSION):
             expansions.append(
                 ExpansionGrant(
@@ -133,6 +161,7 @@ def decode(fields: Mapping[str, str], default_edition: str) -> PlanState:
     return PlanState(
         edition=edition,
         periods=periods,
+        purchases=purchases,
         expansions=tuple(expansions),
         app_overrides=app_overrides,
         user_overrides=user_overrides,

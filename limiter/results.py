@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from limiter.errors import Refusal
+from limiter.errors import Refusal, Scope
 
 
 class Outcome(StrEnum):
@@ -129,3 +131,28 @@ class GroupUsage:
     group: str
     type: str
     members: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One plan change: when, by whom (an admin token's name, or the Python caller's
+    ``actor``), which action on which plan field, and the field's value before and after
+    (decoded JSON; None when absent)."""
+
+    at: datetime
+    actor: str
+    action: str
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class OverLimit:
+    """An entity holding more than its effective limit allows (lower limits never evict)."""
+
+    scope: Scope
+    id: str
+    limit: str
+    current: int
+    maximum: int

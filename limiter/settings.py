@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from limiter.catalog import LimitName
@@ -40,6 +40,22 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         default=10000, ge=1, description="most ids one call may name (one script must stay short)"
     )
+    audit_entries: int = Field(
+        default=1000, ge=1, le=100_000, description="admin changes kept per app (newest)"
+    )
+    late_login_seconds: int = Field(
+        default=600, ge=0, le=86_400, description="how long after a day ends its logins count"
+    )
+    metering_retention_days: int = Field(
+        default=400, ge=396, description="days a month's metering is kept after it ends"
+    )
+    admin_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='admin API bearer tokens, JSON {"name": "token"}; the name is audited',
+    )
+    callback_token: SecretStr | None = Field(
+        default=None, description="the IM callback's signing token; unset = unauthenticated"
+    )
     user_id_max_bytes: int = Field(default=32, ge=1, le=1024)
     group_id_max_bytes: int = Field(default=48, ge=1, le=1024)
 
@@ -57,6 +73,14 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _usable_tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, token in value.items():
+            if not name or len(token.get_secret_value()) < 16:
+                raise ValueError(f"token {name!r}: names must be non-empty, tokens >= 16 chars")
         return value
 
     def mode(self, limit: str) -> Mode:

@@ -1,6 +1,6 @@
 """The Redis I/O layer: runs the registered Lua scripts and pipelined reads, nothing else.
 
-The engine describes each round trip as a request (:class:`ScriptCall` or :class:`Read`);
+The engine describes each round trip as a request (:class:`ScriptCall` or :class:`Pipeline`);
 the two stores here execute it, one with ``redis``, one with ``redis.asyncio``, and turn a
 connection failure into :class:`StoreUnavailable`.
 """
@@ -29,6 +29,9 @@ SCRIPT_NAMES = (
     "remove_members",
     "destroy_group",
     "plan_write",
+    "record_login",
+    "record_bandwidth",
+    "rebuild_swap",
 )
 _OUTAGES = (
     redis.ConnectionError,  # includes BusyLoadingError (the server is loading its data)
@@ -61,15 +64,24 @@ class ScriptCall:
     keys: tuple[str, ...]
     args: tuple[str | int, ...]
 
+    @property
+    def name(self) -> str:
+        return self.script
+
 
 @dataclass(frozen=True)
-class Read:
-    """Read-only commands sent together in one pipeline: one round trip."""
+class Pipeline:
+    """Commands sent together in one (non-transactional) pipeline: one round trip. Reads, and
+    the bulk loads of a rebuild; every limit decision is a :class:`ScriptCall` instead."""
 
     commands: tuple[tuple[str | int, ...], ...]
 
+    @property
+    def name(self) -> str:
+        return "pipeline"
 
-Request = ScriptCall | Read
+
+Request = ScriptCall | Pipeline
 
 
 @functools.cache

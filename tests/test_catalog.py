@@ -22,6 +22,7 @@ from limiter.plan import (
     ExpansionGrant,
     Override,
     PlanState,
+    Purchase,
     decode,
     edition_field_value,
     expansion_field,
@@ -549,7 +550,7 @@ def test_catalog_path_that_is_a_directory(tmp_path: Path) -> None:
 
 
 def _encode(plan: PlanState) -> dict[str, str]:
-    fields = {EDITION_FIELD: edition_field_value(plan.edition, plan.periods)}
+    fields = {EDITION_FIELD: edition_field_value(plan.edition, plan.periods, plan.purchases)}
     for grant in plan.expansions:
         fields[expansion_field(grant.id)] = expansion_field_value(grant)
     for limit, override in plan.app_overrides.items():
@@ -582,10 +583,11 @@ def test_empty_hash_is_the_default_edition() -> None:
     ],
 )
 def test_edition_field_round_trip(edition: str, periods: tuple[Period, ...]) -> None:
-    plan = decode({EDITION_FIELD: edition_field_value(edition, periods)}, "trial")
+    purchases = tuple(Purchase(p.starts_on, 1) for p in periods)
+    plan = decode({EDITION_FIELD: edition_field_value(edition, periods, purchases)}, "trial")
     assert plan.edition == edition
     assert plan.periods == periods
-    assert plan == PlanState(edition, periods=periods)
+    assert plan == PlanState(edition, periods=periods, purchases=purchases)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import astuple
 from typing import Any
 
 import pytest
@@ -170,7 +169,7 @@ def race(
 
 def forget(client: redis.Redis, app: str) -> None:
     """Delete this app's keys (only them: other tests may share the database) and disconnect."""
-    client.delete(*astuple(KeyLayout().app(app)))
+    client.delete(*KeyLayout().app(app).fixed())
     client.close()
 
 

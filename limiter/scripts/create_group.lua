@@ -1,5 +1,6 @@
 -- create_group: create a group with its owner and initial members, all or nothing.
 -- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free  KEYS[5] av_rooms
+-- KEYS[6] this month's metering hash (its peak of live groups is kept here)
 -- ARGV[1]  group id
 -- ARGV[2]  canonical group type
 -- ARGV[3]  "1" when this type counts toward groups_per_user
@@ -7,7 +8,8 @@
 -- ARGV[5]  the group's group_members limit (-1 = unlimited)
 -- ARGV[6]  the app's av_chatrooms limit (-1 = unlimited)
 -- ARGV[7]  shadow flags, one character each for group_members, av_chatrooms, groups_per_user
--- ARGV[8..] pairs: member id, that member's groups_per_user limit; the owner first; distinct
+-- ARGV[8]  today, ARGV[9] the month's first day (YYYY-MM-DD), ARGV[10] metering retention (s)
+-- ARGV[11..] pairs: member id, that member's groups_per_user limit; the owner first; distinct
 -- Returns  {status, subject, count, then shadowed triples (code, subject, count)...}
 --          status 0 created (count = members), 10021 the id is taken, 10036 too many AV
 --          chat rooms (count = rooms), 10038 too many initial members (count = asked),
@@ -46,13 +48,13 @@ if is_av then
     return refused
   end
 end
-local size = (#ARGV - 7) / 2
+local size = (#ARGV - 10) / 2
 local refused = check(verdict(size - 1, member_limit, shadow_members, 10038), group, size)
 if refused then
   return refused
 end
 if counted then
-  for i = 8, #ARGV, 2 do
+  for i = 11, #ARGV, 2 do
     local joined = count_of(KEYS[3], ARGV[i])
     local full = check(verdict(joined, tonumber(ARGV[i + 1]), shadow_groups, 10037), ARGV[i], joined)
     if full and refused then
@@ -69,11 +71,13 @@ if counted then
 end
 
 redis.call("HSET", KEYS[1], group, group_type)
+local groups = redis.call("HLEN", KEYS[1])
+track_groups(KEYS[6], groups - 1, groups, ARGV[8], ARGV[9], ARGV[10])
 if is_av then
   redis.call("SADD", KEYS[5], group)
 end
 local joined_key = counted and KEYS[3] or KEYS[4]
-for i = 8, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   link(KEYS[2], group, ARGV[i])
   link(joined_key, ARGV[i], group)
 end

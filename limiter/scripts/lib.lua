@@ -40,3 +40,19 @@ local function verdict(count, limit, shadow, code)
   end
   return code
 end
+
+-- Keep the month's peak of live groups as the count changes from `before` to `after`.
+-- The month's first change starts its peak at `before` (the count since the month began).
+-- meter: the month's metering hash; day / first_day: "YYYY-MM-DD"; ttl: its retention (s).
+local function track_groups(meter, before, after, day, first_day, ttl)
+  local peak = tonumber(redis.call("HGET", meter, "peak_groups"))
+  if peak == nil then
+    redis.call("HSET", meter, "peak_groups", before, "peak_groups_day", first_day)
+    peak = before
+  end
+  if after > peak then
+    redis.call("HSET", meter, "peak_groups", after, "peak_groups_day", day)
+  end
+  redis.call("HSET", meter, "groups_end", after)
+  redis.call("EXPIRE", meter, ttl)
+end

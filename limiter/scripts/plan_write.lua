@@ -1,21 +1,29 @@
 -- plan_write: set or delete one field of an app's plan hash, optionally only if it still
--- holds what the caller read (a compare-and-set, so concurrent renewals do not lose one).
+-- holds what the caller read (a compare-and-set, so concurrent renewals do not lose one),
+-- and log the change in the app's bounded audit list in the same step.
 -- KEYS[1]  plan hash
+-- KEYS[2]  audit list (newest first)
 -- ARGV[1]  field
 -- ARGV[2]  "cas" to compare first, "any" to write unconditionally
 -- ARGV[3]  with "cas": the expected current value, "" meaning the field must be absent
 -- ARGV[4]  "set" or "del"
--- ARGV[5]  with "set": the new value
+-- ARGV[5]  with "set": the new value (JSON)
+-- ARGV[6]  the audit entry's opening: a JSON object's fields without its closing brace;
+--          the script appends "before" and "after" (the field's old and new JSON, or null)
+-- ARGV[7]  how many audit entries to keep
 -- Returns  1 written (for "del": 1 if the field existed), 0 the field no longer held the
 --          expected value (nothing written) or, for "del", did not exist
-if ARGV[2] == "cas" then
-  local current = redis.call("HGET", KEYS[1], ARGV[1])
-  if (current or "") ~= ARGV[3] then
-    return 0
-  end
+local current = redis.call("HGET", KEYS[1], ARGV[1])
+if ARGV[2] == "cas" and (current or "") ~= ARGV[3] then
+  return 0
 end
+local after = "null"
 if ARGV[4] == "set" then
   redis.call("HSET", KEYS[1], ARGV[1], ARGV[5])
-  return 1
+  after = ARGV[5]
+elseif redis.call("HDEL", KEYS[1], ARGV[1]) == 0 then
+  return 0
 end
-return redis.call("HDEL", KEYS[1], ARGV[1])
+redis.call("LPUSH", KEYS[2], ARGV[6] .. ',"before":' .. (current or "null") .. ',"after":' .. after .. "}")
+redis.call("LTRIM", KEYS[2], 0, tonumber(ARGV[7]) - 1)
+return 1

@@ -1,0 +1,251 @@
+"""One app's bill for one month: prepaid purchases of the month plus the month's metered usage.
+
+Pure: prices a :class:`~limiter.plan.PlanState` and a :class:`~limiter.metering.MonthlyUsage`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from typing import Any
+
+from limiter.catalog import Catalog, Edition, Metered
+from limiter.metering import Month, MonthlyUsage
+from limiter.periods import Period
+from limiter.plan import ExpansionGrant, PlanState
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class BillItem:
+    """One line of a bill. ``quantity``: periods bought, started blocks (an exact fraction
+    when the catalog bills pro rata) or Mbps-days; ``amount`` is quantity x unit price."""
+
+    item: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "quantity": _json_quantity(self.quantity),
+            "unit_price": float(self.unit_price),
+            "amount": float(self.amount),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Bill:
+    """What one app owes for one month, in the catalog's currency."""
+
+    app: str
+    month: Month
+    currency: str
+    items: tuple[BillItem, ...]
+    total: Decimal
+
+    def as_dict(self) -> dict[str, Any]:
+        """The admin API's answer: exact decimals serialized as JSON numbers."""
+        return {
+            "app_id": self.app,
+            "month": str(self.month),
+            "currency": self.currency,
+            "items": [item.as_dict() for item in self.items],
+            "total": float(self.total),
+        }
+
+
+def compute_bill(catalog: Catalog, plan: PlanState, usage: MonthlyUsage) -> Bill:
+    """Price ``usage.month`` for one app.
+
+    Prepaid items (the package, prepaid expansions) are charged on the month their purchase
+    date falls in; usage items on the month they measure, and only when the paid edition was in
+    effect on at least one day of it. A free edition owes nothing.
+    """
+    month = usage.month
+    edition = catalog.edition(plan.edition)
+    items: list[BillItem] = []
+    if edition.paid:
+        items.extend(_package(plan, edition, month))
+        items.extend(_prepaid_expansions(catalog, plan, month))
+        if any(_overlaps(period, month) for period in plan.periods):
+            items.extend(_usage(catalog, plan, edition, usage))
+    total = sum((item.amount for item in items), Decimal(0)).quantize(CENT)
+    return Bill(usage.app, month, catalog.currency, tuple(items), total)
+
+
+# -- prepaid ----------------------------------------------------------------------------------
+
+
+def _package(plan: PlanState, edition: Edition, month: Month) -> list[BillItem]:
+    bought = [p for p in plan.purchases if month.contains(p.purchased_on)]
+    if not bought:
+        return []
+    months = sum(p.months for p in bought)
+    dates = ", ".join(
+        f"{p.purchased_on} ({_count(p.months, 'month')})"
+        for p in sorted(bought, key=lambda p: p.purchased_on)
+    )
+    detail = f"{_count(months, 'period')} of {plan.edition} bought: {dates}"
+    return [_item(f"package:{plan.edition}", Decimal(months), edition.price, detail)]
+
+
+def _prepaid_expansions(catalog: Catalog, plan: PlanState, month: Month) -> list[BillItem]:
+    by_kind: dict[str, list[ExpansionGrant]] = defaultdict(list)
+    for grant in plan.expansions:
+        spec = catalog.expansions.get(grant.kind)
+        if spec is not None and spec.period == "prepaid" and month.contains(grant.purchased_on):
+            by_kind[grant.kind].append(grant)
+    items = []
+    for kind in sorted(by_kind):
+        grants = sorted(by_kind[kind], key=lambda grant: grant.purchased_on)
+        periods = sum(len(grant.periods) for grant in grants)
+        spans = ", ".join(
+            f"{grant.purchased_on} ({_count(len(grant.periods), 'month')}, through {grant.ends_on})"
+            for grant in grants
+        )
+        detail = f"{_count(periods, 'period')} bought: {spans}"
+        items.append(
+            _item(f"expansion:{kind}", Decimal(periods), catalog.expansions[kind].price, detail)
+        )
+    return items
+
+
+# -- usage ------------------------------------------------------------------------------------
+
+
+def _usage(
+    catalog: Catalog, plan: PlanState, edition: Edition, usage: MonthlyUsage
+) -> list[BillItem]:
+    items: list[BillItem] = []
+    dau = catalog.metered.get("dau_overage")
+    if dau is not None:
+        included = edition.included_dau + dau.free
+        over = max(0, usage.peak_dau - included)
+        quantity = _blocks(Decimal(over), dau.block, dau.rounding)
+        if quantity:
+            detail = (
+                f"peak DAU {usage.peak_dau}{_on(usage.peak_dau_day)}, {over} over the included "
+                f"{included}: {_blocks_text(quantity, dau.block, dau.rounding)}"
+            )
+            items.append(_item("dau_overage", quantity, dau.price, detail))
+    items.extend(_settled_expansions(catalog, plan, usage))
+    groups = catalog.metered.get("peak_groups")
+    if groups is not None:
+        over = max(0, usage.peak_groups - groups.free)
+        quantity = _blocks(Decimal(over), groups.block, groups.rounding)
+        if quantity:
+            detail = (
+                f"peak groups {usage.peak_groups}{_on(usage.peak_groups_day)}, {over} over the "
+                f"free {groups.free}: {_blocks_text(quantity, groups.block, groups.rounding)}"
+            )
+            items.append(_item("peak_groups", quantity, groups.price, detail))
+    bandwidth = catalog.metered.get("av_bandwidth")
+    if bandwidth is not None:
+        items.extend(_bandwidth(bandwidth, usage))
+    return items
+
+
+def _settled_expansions(catalog: Catalog, plan: PlanState, usage: MonthlyUsage) -> list[BillItem]:
+    """Expansions charged per started block of the month's peak DAU (``history_extension``):
+    one line per kind when any grant of it was active on a day of the month."""
+    items = []
+    for kind in sorted(catalog.expansions):
+        spec = catalog.expansions[kind]
+        if spec.period != "settled" or spec.per != "peak_dau":
+            continue
+        active = [
+            grant
+            for grant in plan.expansions
+            if grant.kind == kind
+            and any(_overlaps(period, usage.month) for period in grant.periods)
+        ]
+        if not active:
+            continue
+        block = spec.block or 1
+        quantity = _blocks(Decimal(usage.peak_dau), block, "ceil")
+        if not quantity:
+            continue
+        days = [grant.days for grant in active if grant.days is not None]
+        kept = f" (history kept up to {max(days)} days)" if days else ""
+        detail = (
+            f"peak DAU {usage.peak_dau}{_on(usage.peak_dau_day)}: "
+            f"{_blocks_text(quantity, block, 'ceil')}{kept}"
+        )
+        items.append(_item(kind, quantity, spec.price, detail))
+    return items
+
+
+def _bandwidth(metered: Metered, usage: MonthlyUsage) -> list[BillItem]:
+    """Each day's peak Mbps (above any free Mbps) in blocks, summed into Mbps-days."""
+    quantity = Decimal(0)
+    billed_days = 0
+    for mbps in usage.bandwidth.values():
+        day_quantity = _blocks(
+            max(Decimal(0), mbps - metered.free), metered.block, metered.rounding
+        )
+        if day_quantity:
+            quantity += day_quantity
+            billed_days += 1
+    if not quantity:
+        return []
+    unit = "Mbps" if metered.block == 1 else f"{metered.block} Mbps"
+    how = "in exact" if metered.rounding == "pro_rata" else "rounded up to started"
+    detail = (
+        f"{_number(quantity)} Mbps-days over {_count(billed_days, 'day')}: each day's peak "
+        f"bandwidth {how} blocks of {unit}"
+    )
+    return [_item("av_bandwidth", quantity, metered.price, detail)]
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _item(item: str, quantity: Decimal, unit_price: Decimal, detail: str) -> BillItem:
+    amount = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
+    return BillItem(item, quantity, unit_price, amount, detail)
+
+
+def _blocks(over: Decimal, block: int, rounding: str) -> Decimal:
+    """``over`` in blocks: started blocks, or the exact fraction when billing pro rata."""
+    if over <= 0:
+        return Decimal(0)
+    exact = over / block
+    if rounding == "pro_rata":
+        return exact
+    return exact.to_integral_value(rounding=ROUND_CEILING)
+
+
+def _blocks_text(quantity: Decimal, block: int, rounding: str) -> str:
+    if rounding == "pro_rata":
+        return f"{_number(quantity)} blocks of {block} (pro rata)"
+    started = "started block" if quantity == 1 else "started blocks"
+    return f"{_number(quantity)} {started} of {block}"
+
+
+def _overlaps(period: Period, month: Month) -> bool:
+    return period.starts_on <= month.last_day and period.ends_on >= month.first_day
+
+
+def _on(day: date | None) -> str:
+    return "" if day is None else f" on {day}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _number(value: Decimal) -> str:
+    """A quantity without exponent or trailing zeros: 2, 0.5, 1.50001."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _json_quantity(quantity: Decimal) -> int | float:
+    return int(quantity) if quantity == quantity.to_integral_value() else float(quantity)

@@ -1,0 +1,457 @@
+"""Reconcile: rebuild an app's counters from the IM's own database, and report the drift.
+
+The authoritative state arrives as records (accounts, friendships, groups with members), in
+chunks of any size. They are loaded with pipelined writes into keys beside the live ones
+(same hash tag), compared with the live keys by walking both in order (memory stays flat),
+then renamed over the live keys by one script. Changes made to the live keys while a rebuild
+runs are replaced by the source's state: run it from a consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+
+from limiter.errors import InvalidRequest
+from limiter.keys import AppKeys
+from limiter.store import Pipeline, ScriptCall
+
+if TYPE_CHECKING:
+    from limiter.core import Core, Op
+
+# Rebuild keys left behind by a rebuild that never finished disappear after this long.
+REBUILD_TTL_SECONDS = 3600
+# Ids per command when loading, entries per round trip when comparing.
+LOAD_BATCH = 1000
+COMPARE_CHUNK = 5000
+# Per-entity count changes listed in a report (the total is always given).
+REPORTED_CHANGES = 1000
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """A registered account."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class FriendRecord:
+    """``friend`` is in ``user``'s friend list (and ``user`` in ``friend``'s when
+    ``both_ways``)."""
+
+    user: str
+    friend: str
+    both_ways: bool = False
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """A live group with its type and members. A group may come in several records (a big
+    one in parts); the owner, when given, is a member."""
+
+    id: str
+    type: str
+    members: tuple[str, ...] = ()
+    owner: str | None = None
+
+
+Record = AccountRecord | FriendRecord | GroupRecord
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One kind of thing before and after a rebuild, and how many were added and removed."""
+
+    before: int
+    after: int
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class CountChange:
+    """A count the rebuild changed: a user's friends or groups, or a group's members."""
+
+    scope: Literal["user", "group"]
+    id: str
+    count: Literal["friends", "groups_per_user", "group_members"]
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """What a rebuild changed. ``changes`` lists the first :data:`REPORTED_CHANGES` count
+    changes in id order; ``changes_total`` counts them all."""
+
+    app: str
+    accounts: Drift
+    friendships: Drift
+    groups: Drift
+    memberships: Drift
+    av_chatrooms: Drift
+    groups_retyped: int
+    changes: tuple[CountChange, ...]
+    changes_total: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.changes_total > len(self.changes)
+
+    def totals(self) -> dict[str, int]:
+        """The counts after the rebuild (the audit log keeps these)."""
+        return {
+            "accounts": self.accounts.after,
+            "friendships": self.friendships.after,
+            "groups": self.groups.after,
+            "memberships": self.memberships.after,
+            "av_chatrooms": self.av_chatrooms.after,
+        }
+
+
+# -- the source's JSON forms -----------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Friendship(_Strict):
+    user: StrictStr
+    friend: StrictStr
+    both_ways: StrictBool = False
+
+
+class _Group(_Strict):
+    id: StrictStr
+    type: StrictStr
+    owner: StrictStr | None = None
+    members: list[StrictStr] = Field(default_factory=list)
+
+
+class SourceDocument(_Strict):
+    """The whole state as one JSON object (a small app)."""
+
+    accounts: list[StrictStr] = Field(default_factory=list)
+    friendships: list[_Friendship] = Field(default_factory=list)
+    groups: list[_Group] = Field(default_factory=list)
+
+    def records(self) -> Iterator[Record]:
+        for account in self.accounts:
+            yield AccountRecord(account)
+        for friendship in self.friendships:
+            yield FriendRecord(friendship.user, friendship.friend, friendship.both_ways)
+        for group in self.groups:
+            yield GroupRecord(group.id, group.type, tuple(group.members), group.owner)
+
+
+class SourceLine(_Strict):
+    """One line of the streamed form (NDJSON): exactly one of its fields."""
+
+    account: StrictStr | None = None
+    friendship: _Friendship | None = None
+    group: _Group | None = None
+
+    def record(self) -> Record:
+        given = [name for name in ("account", "friendship", "group") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of account, friendship, group")
+        if self.account is not None:
+            return AccountRecord(self.account)
+        if self.friendship is not None:
+            f = self.friendship
+            return FriendRecord(f.user, f.friend, f.both_ways)
+        assert self.group is not None
+        g = self.group
+        return GroupRecord(g.id, g.type, tuple(g.members), g.owner)
+
+
+def _invalid(exc: ValidationError, where: str) -> InvalidRequest:
+    error = exc.errors()[0]
+    path = ".".join(str(part) for part in error["loc"])
+    field = f"{where}.{path}" if path else where
+    return InvalidRequest(field, error["msg"])
+
+
+def parse_document(data: object) -> Iterator[Record]:
+    """The records of a JSON object ``{"accounts": [...], "friendships": [...], "groups":
+    [...]}``; :class:`InvalidRequest` names the bad field (e.g. ``groups.3.type``)."""
+    try:
+        document = SourceDocument.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc, "body") from None
+    return document.records()
+
+
+def parse_lines(lines: Iterable[str | bytes]) -> Iterator[Record]:
+    """The records of NDJSON lines (blank lines skipped); errors name the line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield SourceLine.model_validate(json.loads(line)).record()
+        except ValidationError as exc:
+            raise _invalid(exc, f"line {number}") from None
+        except ValueError as exc:  # bad JSON, or not exactly one field
+            raise InvalidRequest(f"line {number}", str(exc)) from None
+
+
+# -- the rebuild -----------------------------------------------------------------------------
+
+
+class _Relation:
+    """One relation set read in order, a chunk per round trip."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.entries: list[str] = []
+        self.index = 0
+        self.low = "-"
+        self.done = False
+
+    def peek(self) -> Op[str | None]:
+        if self.index >= len(self.entries) and not self.done:
+            command = ("ZRANGEBYLEX", self.key, self.low, "+", "LIMIT", 0, COMPARE_CHUNK)
+            (self.entries,) = yield Pipeline((command,))
+            self.index = 0
+            self.done = len(self.entries) < COMPARE_CHUNK
+            if self.entries:
+                self.low = "(" + self.entries[-1]
+        return self.entries[self.index] if self.index < len(self.entries) else None
+
+
+class Rebuild:
+    """One reconcile of one app: ``load`` chunks, then ``finish`` (or ``abort``)."""
+
+    def __init__(self, core: Core, app: str) -> None:
+        self.core = core
+        self.app = app
+        self.live: AppKeys = core.keys.app(app)
+        self.new: AppKeys = self.live.rebuild(secrets.token_hex(8))
+        self.group_types: dict[str, str] = {}
+        self.changes: list[CountChange] = []
+        self.changes_total = 0
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self, records: Sequence[Record]) -> Op[None]:
+        """Write one chunk of records into the rebuild keys (one round trip)."""
+        core, new = self.core, self.new
+        users: list[str] = []
+        friends: list[str] = []
+        friended_by: list[str] = []
+        groups: dict[str, str] = {}
+        members: list[str] = []
+        joined: list[str] = []
+        joined_free: list[str] = []
+        rooms: list[str] = []
+        for record in records:
+            if isinstance(record, AccountRecord):
+                users.append(core._user(record.id, "accounts"))
+            elif isinstance(record, FriendRecord):
+                user = core._user(record.user, "friendships.user")
+                friend = core._user(record.friend, "friendships.friend")
+                if user == friend:
+                    raise InvalidRequest("friendships", f"{user!r} cannot befriend themselves")
+                pairs = [(user, friend), (friend, user)] if record.both_ways else [(user, friend)]
+                for a, b in pairs:
+                    friends.append(f"{a}\0{b}")
+                    friended_by.append(f"{b}\0{a}")
+            elif isinstance(record, GroupRecord):
+                group = core._group(record.id, "groups.id")
+                group_type = core.catalog.group_type(record.type)
+                known = self.group_types.setdefault(group, group_type)
+                if known != group_type:
+                    raise InvalidRequest(
+                        "groups.type", f"group {group!r} given as {known} and as {group_type}"
+                    )
+                groups[group] = group_type
+                spec = core.catalog.group_types[group_type]
+                if spec.av_chatroom:
+                    rooms.append(group)
+                people = [] if record.owner is None else [core._user(record.owner, "groups.owner")]
+                people += [core._user(member, "groups.members") for member in record.members]
+                side = joined if spec.counts_toward_groups_per_user else joined_free
+                for person in people:
+                    members.append(f"{group}\0{person}")
+                    side.append(f"{person}\0{group}")
+            else:
+                raise InvalidRequest("records", f"not a record: {record!r}")
+        commands: list[tuple[str | int, ...]] = []
+        for key, values in ((new.users, users), (new.av_rooms, rooms)):
+            for batch in _batches(values):
+                commands.append(("SADD", key, *batch))
+        for key, values in (
+            (new.friends, friends),
+            (new.friended_by, friended_by),
+            (new.members, members),
+            (new.joined, joined),
+            (new.joined_free, joined_free),
+        ):
+            for batch in _batches(values):
+                commands.append(("ZADD", key, *(part for entry in batch for part in (0, entry))))
+        items = list(groups.items())
+        for batch in _batches(items):
+            commands.append(("HSET", new.groups, *(part for pair in batch for part in pair)))
+        if commands:
+            commands += [("EXPIRE", key, REBUILD_TTL_SECONDS) for key in new.relations()]
+            yield Pipeline(tuple(commands))
+
+    def abort(self) -> Op[None]:
+        """Drop the rebuild keys; the live ones were never touched."""
+        yield Pipeline((("DEL", *self.new.relations()),))
+
+    # -- comparing and switching ---------------------------------------------------------------
+
+    def finish(self, actor: str) -> Op[ReconcileReport]:
+        """Compare the rebuilt state with the live one, then switch to it in one script."""
+        live, new = self.live, self.new
+        accounts = yield from self._diff_set(live.users, new.users)
+        rooms = yield from self._diff_set(live.av_rooms, new.av_rooms)
+        groups, retyped = yield from self._diff_groups()
+        friendships = yield from self._diff_relation(live.friends, new.friends, "friends")
+        yield from self._diff_relation(live.joined, new.joined, "groups_per_user")
+        memberships = yield from self._diff_relation(live.members, new.members, "group_members")
+        self.changes.sort(key=lambda change: (change.scope, change.id, change.count))
+        report = ReconcileReport(
+            self.app,
+            accounts,
+            friendships,
+            groups,
+            memberships,
+            rooms,
+            retyped,
+            tuple(self.changes),
+            self.changes_total,
+        )
+        before = {
+            "accounts": accounts.before,
+            "friendships": friendships.before,
+            "groups": groups.before,
+            "memberships": memberships.before,
+            "av_chatrooms": rooms.before,
+        }
+        now = self.core.clock.now().isoformat()
+        entry = json.dumps(
+            {
+                "at": now,
+                "actor": actor,
+                "action": "reconcile",
+                "field": "counters",
+                "before": before,
+                "after": report.totals(),
+            }
+        )
+        meter, meter_args = self.core._meter(live)
+        keys = (*live.relations(), *new.relations(), live.audit, meter)
+        args = (entry, self.core.settings.audit_entries, *meter_args)
+        yield ScriptCall("rebuild_swap", keys, args)
+        self.core.stats.admin_changes["reconcile"] += 1
+        return report
+
+    def _diff_set(self, live: str, new: str) -> Op[Drift]:
+        before, after, common = yield Pipeline(
+            (("SCARD", live), ("SCARD", new), ("SINTERCARD", 2, live, new))
+        )
+        return Drift(before, after, after - common, before - common)
+
+    def _diff_groups(self) -> Op[tuple[Drift, int]]:
+        live, new = self.live.groups, self.new.groups
+        (before, after) = yield Pipeline((("HLEN", live), ("HLEN", new)))
+        common = retyped = 0
+        seen: set[str] = set()  # HSCAN may return a field twice while the hash is resized
+        cursor: int | str = 0
+        while True:
+            ((cursor, page),) = yield Pipeline((("HSCAN", live, cursor, "COUNT", COMPARE_CHUNK),))
+            names = [name for name in page if name not in seen]
+            seen.update(names)
+            if names:
+                (types,) = yield Pipeline((("HMGET", new, *names),))
+                for name, new_type in zip(names, types, strict=True):
+                    if new_type is not None:
+                        common += 1
+                        retyped += new_type != page[name]
+            if int(cursor) == 0:
+                break
+        return Drift(before, after, after - common, before - common), retyped
+
+    def _diff_relation(
+        self, live: str, new: str, count: Literal["friends", "groups_per_user", "group_members"]
+    ) -> Op[Drift]:
+        """Merge the live and the new relation set in order: what was added and removed, and
+        each subject whose count changed."""
+        scope: Literal["user", "group"] = "group" if count == "group_members" else "user"
+        old_side, new_side = _Relation(live), _Relation(new)
+        before = after = added = removed = 0
+        subject: str | None = None
+        old_count = new_count = 0
+
+        def flush() -> None:
+            if subject is not None and old_count != new_count:
+                self.changes_total += 1
+                if len(self.changes) < REPORTED_CHANGES:
+                    self.changes.append(CountChange(scope, subject, count, old_count, new_count))
+
+        while True:
+            a = yield from old_side.peek()
+            b = yield from new_side.peek()
+            if a is None and b is None:
+                break
+            in_old = b is None or (a is not None and a <= b)
+            in_new = a is None or (b is not None and b <= a)
+            entry = a if in_old else b
+            assert entry is not None
+            old_side.index += in_old
+            new_side.index += in_new
+            head = entry.partition("\0")[0]
+            if head != subject:
+                flush()
+                subject, old_count, new_count = head, 0, 0
+            old_count += in_old
+            new_count += in_new
+            before += in_old
+            after += in_new
+            added += in_new and not in_old
+            removed += in_old and not in_new
+        flush()
+        return Drift(before, after, added, removed)
+
+
+def _batches(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), LOAD_BATCH):
+        yield values[start : start + LOAD_BATCH]
+
+
+def report_as_dict(report: ReconcileReport) -> Mapping[str, Any]:
+    """The report as JSON-ready values (the admin API and the console print this)."""
+
+    def drift(d: Drift) -> dict[str, int]:
+        return {"before": d.before, "after": d.after, "added": d.added, "removed": d.removed}
+
+    return {
+        "app_id": report.app,
+        "accounts": drift(report.accounts),
+        "friendships": drift(report.friendships),
+        "groups": drift(report.groups),
+        "memberships": drift(report.memberships),
+        "av_chatrooms": drift(report.av_chatrooms),
+        "groups_retyped": report.groups_retyped,
+        "changes": [
+            {
+                "scope": c.scope,
+                "id": c.id,
+                "count": c.count,
+                "before": c.before,
+                "after": c.after,
+            }
+            for c in report.changes
+        ],
+        "changes_total": report.changes_total,
+        "truncated": report.truncated,
+    }
