@@ -28,6 +28,7 @@ from limiter.errors import (
     GroupNotFound,
     InvalidRequest,
     Lift,
+    OutsideRetention,
     PlanConflict,
     Refusal,
     Refused,
@@ -1013,6 +1014,26 @@ class Core:
     def rebuild(self, app: str) -> Rebuild:
         """A reconcile of ``app`` from its source of truth (see :mod:`limiter.rebuild`)."""
         return Rebuild(self, app)
+
+    def clamp_history(
+        self, app: str, start: datetime, *, refuse: bool = False, field: str = "start"
+    ) -> Op[datetime]:
+        """The start of a history query kept inside the app's retention: ``start``, or the
+        cutoff when ``start`` reaches further back (``refuse``: raise
+        :class:`OutsideRetention` naming ``field`` instead)."""
+        if not isinstance(start, datetime) or start.tzinfo is None:
+            raise InvalidRequest(field, "must be a timezone-aware instant")
+        cutoff_op = self.history_cutoff(app)
+
+        def run() -> Op[datetime]:
+            cutoff = yield from cutoff_op
+            if cutoff is None or start >= cutoff:
+                return start
+            if refuse:
+                raise OutsideRetention(field, cutoff)
+            return cutoff
+
+        return run()
 
     # -- operator reads ------------------------------------------------------------------------
 

@@ -261,6 +261,11 @@ class AsyncLimiter:
     async def history_cutoff(self, app: str, now: datetime | None = None) -> datetime | None:
         return await self._run(self.core.history_cutoff(app, now))
 
+    async def clamp_history(
+        self, app: str, start: datetime, *, refuse: bool = False, field: str = "start"
+    ) -> datetime:
+        return await self._run(self.core.clamp_history(app, start, refuse=refuse, field=field))
+
     # operator reports
     async def audit(self, app: str, limit: int = 50) -> tuple[AuditEntry, ...]:
         return await self._run(self.core.audit(app, limit))
@@ -487,6 +492,11 @@ class Limiter:
 
     def history_cutoff(self, app: str, now: datetime | None = None) -> datetime | None:
         return self._run(self.core.history_cutoff(app, now))
+
+    def clamp_history(
+        self, app: str, start: datetime, *, refuse: bool = False, field: str = "start"
+    ) -> datetime:
+        return self._run(self.core.clamp_history(app, start, refuse=refuse, field=field))
 
     # operator reports
     def audit(self, app: str, limit: int = 50) -> tuple[AuditEntry, ...]:

@@ -3,6 +3,7 @@
 LimiterError
 ├── ConfigurationError        bad settings or plan catalog, raised at start-up
 ├── InvalidRequest            bad input (also a ValueError); ``field`` names it
+│   └── OutsideRetention      a history query reaching before the app's history cutoff
 ├── PlanConflict              a plan change the app cannot take (a trial buying an expansion)
 ├── GroupNotFound             an operation on a group that does not exist (IM code 10010)
 ├── GroupExists               creating a group whose id is taken (IM code 10021)
@@ -14,6 +15,7 @@ LimiterError
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -35,6 +37,16 @@ class InvalidRequest(LimiterError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class OutsideRetention(InvalidRequest):
+    """A history query starts before what the app's ``history_days`` keeps."""
+
+    def __init__(self, field: str, cutoff: datetime) -> None:
+        super().__init__(
+            field, f"reaches before {cutoff.isoformat()}, the oldest history this app keeps"
+        )
+        self.cutoff = cutoff
 
 
 class PlanConflict(LimiterError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +29,7 @@ from limiter.errors import (
 )
 from limiter.keys import check_app_id
 from limiter.limits import EffectiveLimits
+from limiter.metering import LoginRecorded
 from limiter.results import (
     BatchResult,
     DeleteResult,
@@ -131,6 +133,12 @@ class BoundLimiter:
     async def user_usage(self, user: str) -> UserUsage:
         return await self.limiter.user_usage(self.app, user)
 
+    async def record_login(self, user: str, at: datetime | None = None) -> LoginRecorded:
+        return await self.limiter.record_login(self.app, user, at)
+
+    async def clamp_history(self, start: datetime, *, refuse: bool = False) -> datetime:
+        return await self.limiter.clamp_history(self.app, start, refuse=refuse)
+
 
 class AppLimiter:
     """Dependency: a :class:`BoundLimiter` for the request's app.
@@ -173,35 +181,106 @@ class Reserve:
         self.app_id = app_id
         self.sources: Mapping[str, RequestSource] = sources
 
-    async def _values(self, request: Request) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        body: Any = None
-        for name, source in self.sources.items():
-            if callable(source):
-                values[name] = source(request)
-            elif source in request.path_params:
-                values[name] = request.path_params[source]
-            elif source in request.query_params:
-                # a list parameter may repeat in the query string: ?users=a&users=b
-                many = name in _LIST_PARAMETERS
-                query = request.query_params
-                values[name] = query.getlist(source) if many else query[source]
-            else:
-                if body is None:
-                    body = await _json_body(request)
-                if source in body:
-                    values[name] = body[source]
-        return values
-
     async def __call__(self, request: Request) -> AsyncIterator[Reservation]:
         app = _app_id(request, self.app_id)
         limiter = get_limiter(request)
-        reservation = await limiter.reserve(app, self.action, await self._values(request))
+        values = await _resolve(request, self.sources)
+        reservation = await limiter.reserve(app, self.action, values)
         try:
             yield reservation
         except BaseException:
             await limiter.release(reservation)
             raise
+
+
+class RecordLogin:
+    """Dependency: count the request's user as active today (DAU) before the handler runs.
+
+    ``user`` is a source as in :class:`Reserve`: ``RecordLogin(user="UserID")``.
+    """
+
+    def __init__(self, user: RequestSource, *, app_id: AppResolver = app_id_from_request) -> None:
+        self.user = user
+        self.app_id = app_id
+
+    async def __call__(self, request: Request) -> LoginRecorded:
+        app = _app_id(request, self.app_id)
+        values = await _resolve(request, {"user": self.user})
+        if "user" not in values:
+            raise InvalidRequest(_source_name(self.user, "user"), "the request names no user")
+        return await get_limiter(request).record_login(app, values["user"])
+
+
+class HistoryStart:
+    """Dependency: a history query's start, kept inside the app's retention (``history_days``).
+
+    ``start`` is a source as in :class:`Reserve` holding Unix seconds or an ISO 8601 instant.
+    A start before the cutoff is moved up to it, or with ``refuse=True`` answered 422
+    (:class:`OutsideRetention`). No start given: the cutoff (None when history is unlimited).
+    """
+
+    def __init__(
+        self,
+        start: RequestSource,
+        *,
+        refuse: bool = False,
+        app_id: AppResolver = app_id_from_request,
+    ) -> None:
+        self.start = start
+        self.refuse = refuse
+        self.app_id = app_id
+
+    async def __call__(self, request: Request) -> datetime | None:
+        app = _app_id(request, self.app_id)
+        limiter = get_limiter(request)
+        field = _source_name(self.start, "start")
+        values = await _resolve(request, {"start": self.start})
+        if values.get("start") is None:
+            return await limiter.history_cutoff(app)
+        start = _instant(values["start"], field)
+        return await limiter.clamp_history(app, start, refuse=self.refuse, field=field)
+
+
+def _source_name(source: RequestSource, default: str) -> str:
+    return source if isinstance(source, str) else default
+
+
+def _instant(value: Any, field: str) -> datetime:
+    """Unix seconds (a number or digits) or an ISO 8601 instant with its offset."""
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str) and value.isdigit():
+            return datetime.fromtimestamp(int(value), UTC)
+        if isinstance(value, str):
+            instant = datetime.fromisoformat(value)
+            if instant.tzinfo is not None:
+                return instant
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise InvalidRequest(field, f"must be Unix seconds or an ISO 8601 instant, not {value!r}")
+
+
+async def _resolve(request: Request, sources: Mapping[str, RequestSource]) -> dict[str, Any]:
+    """Each source's value: a callable's answer, else the name looked up in the path
+    parameters, the query string (a list parameter may repeat), then the JSON body."""
+    values: dict[str, Any] = {}
+    body: Any = None
+    for name, source in sources.items():
+        if callable(source):
+            values[name] = source(request)
+        elif source in request.path_params:
+            values[name] = request.path_params[source]
+        elif source in request.query_params:
+            many = name in _LIST_PARAMETERS
+            query = request.query_params
+            values[name] = query.getlist(source) if many else query[source]
+        else:
+            if body is None:
+                body = await _json_body(request)
+            if source in body:
+                values[name] = body[source]
+    return values
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
