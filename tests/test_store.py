@@ -114,11 +114,19 @@ def test_each_operation_is_one_round_trip_once_the_plan_is_cached(backend: Backe
         "destroy_group": lambda: engine.destroy_group(APP, "g"),
         "delete_users": lambda: engine.delete_users(APP, ["a"]),
         "usage": lambda: engine.usage(APP),
+        "record_login": lambda: engine.record_login(APP, "a"),
+        "record_login (again)": lambda: engine.record_login(APP, "a"),
+        "record_bandwidth": lambda: engine.record_bandwidth(APP, 3),
+        "monthly_usage": lambda: engine.monthly_usage(APP, "2026-11"),
+        "audit": lambda: engine.audit(APP),
     }
     for name, operation in operations.items():
         before = store.round_trips
         operation()
         assert store.round_trips - before == 1, name
+    before = store.round_trips
+    engine.history_cutoff(APP)
+    assert store.round_trips == before  # the cached plan answers it
     clock.advance(timedelta(seconds=61))
     before = store.round_trips
     engine.register_users(APP, ["e"])
