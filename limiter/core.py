@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -904,7 +905,7 @@ class Core:
         day = local_date(at, self.tz)
         month = Month.parse(day)
         closes = day_end(day, self.tz) + timedelta(seconds=self.settings.late_login_seconds)
-        closes_in = int((closes - self.clock.now()).total_seconds())
+        closes_in = math.ceil((closes - self.clock.now()).total_seconds())
 
         def run() -> Op[LoginRecorded]:
             args = (user, day.isoformat(), closes_in, self._retention(month))

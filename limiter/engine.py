@@ -23,7 +23,7 @@ from limiter.errors import ConfigurationError, StoreUnavailable
 from limiter.limits import EffectiveLimits
 from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
-from limiter.rebuild import ReconcileReport, Record
+from limiter.rebuild import Chunker, ReconcileReport, Record
 from limiter.results import (
     AuditEntry,
     BatchResult,
@@ -40,8 +40,6 @@ from limiter.settings import Settings
 from limiter.store import AsyncStore, SyncStore, async_client, sync_client
 
 T = TypeVar("T")
-# Records per round trip when a reconcile loads its source.
-RECONCILE_CHUNK = 5000
 
 
 def _core(settings: Settings | None, catalog: Catalog | None, clock: Clock | None) -> Core:
@@ -282,15 +280,13 @@ class AsyncLimiter:
     ) -> ReconcileReport:
         """Rebuild the app's counters from its source of truth (see :mod:`limiter.rebuild`);
         ``records`` may be a plain or an async iterable, read in chunks."""
-        rebuild = self.core.rebuild(app)
+        rebuild, chunker = self.core.rebuild(app), Chunker()
         try:
-            chunk: list[Record] = []
             async for record in _each(records):
-                chunk.append(record)
-                if len(chunk) >= RECONCILE_CHUNK:
+                chunk = chunker.add(record)
+                if chunk is not None:
                     await self._run(rebuild.load(chunk))
-                    chunk = []
-            await self._run(rebuild.load(chunk))
+            await self._run(rebuild.load(chunker.rest()))
             return await self._run(rebuild.finish(actor))
         except BaseException:
             with contextlib.suppress(StoreUnavailable):
@@ -510,15 +506,13 @@ class Limiter:
     ) -> ReconcileReport:
         """Rebuild the app's counters from its source of truth (see :mod:`limiter.rebuild`);
         ``records`` is read in chunks."""
-        rebuild = self.core.rebuild(app)
+        rebuild, chunker = self.core.rebuild(app), Chunker()
         try:
-            chunk: list[Record] = []
             for record in records:
-                chunk.append(record)
-                if len(chunk) >= RECONCILE_CHUNK:
+                chunk = chunker.add(record)
+                if chunk is not None:
                     self._run(rebuild.load(chunk))
-                    chunk = []
-            self._run(rebuild.load(chunk))
+            self._run(rebuild.load(chunker.rest()))
             return self._run(rebuild.finish(actor))
         except BaseException:
             with contextlib.suppress(StoreUnavailable):

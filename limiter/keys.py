@@ -32,6 +32,7 @@ from limiter.errors import InvalidRequest
 
 _APP_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-:]{1,64}")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,6 @@ def check_entity_id(value: object, field: str, max_bytes: int) -> str:
         raise InvalidRequest(field, f"must be valid UTF-8 text: {value!r}") from None
     if size == 0 or size > max_bytes:
         raise InvalidRequest(field, f"must be 1 to {max_bytes} bytes, got {size}: {value!r}")
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+    if _CONTROL.search(value):
         raise InvalidRequest(field, f"must not contain control characters: {value!r}")
     return value

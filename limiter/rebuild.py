@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 # Rebuild keys left behind by a rebuild that never finished disappear after this long.
 REBUILD_TTL_SECONDS = 3600
-# Ids per command when loading, entries per round trip when comparing.
+# Entries per load round trip, ids per command when loading, entries per comparing call.
+LOAD_ENTRIES = 20_000
 LOAD_BATCH = 1000
 COMPARE_CHUNK = 5000
 # Per-entity count changes listed in a report (the total is always given).
@@ -205,25 +207,25 @@ def parse_lines(lines: Iterable[str | bytes]) -> Iterator[Record]:
 # -- the rebuild -----------------------------------------------------------------------------
 
 
-class _Relation:
-    """One relation set read in order, a chunk per round trip."""
+class Chunker:
+    """Cuts a stream of records into load chunks of about :data:`LOAD_ENTRIES` entries (a big
+    group counts by its members), so one round trip stays bounded whatever the records."""
 
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.entries: list[str] = []
-        self.index = 0
-        self.low = "-"
-        self.done = False
+    def __init__(self) -> None:
+        self.chunk: list[Record] = []
+        self.entries = 0
 
-    def peek(self) -> Op[str | None]:
-        if self.index >= len(self.entries) and not self.done:
-            command = ("ZRANGEBYLEX", self.key, self.low, "+", "LIMIT", 0, COMPARE_CHUNK)
-            (self.entries,) = yield Pipeline((command,))
-            self.index = 0
-            self.done = len(self.entries) < COMPARE_CHUNK
-            if self.entries:
-                self.low = "(" + self.entries[-1]
-        return self.entries[self.index] if self.index < len(self.entries) else None
+    def add(self, record: Record) -> list[Record] | None:
+        """Take a record; a full chunk when it is time to load one."""
+        self.chunk.append(record)
+        self.entries += 1 + len(record.members) if isinstance(record, GroupRecord) else 1
+        if self.entries < LOAD_ENTRIES:
+            return None
+        return self.rest()
+
+    def rest(self) -> list[Record]:
+        chunk, self.chunk, self.entries = self.chunk, [], 0
+        return chunk
 
 
 class Rebuild:
@@ -356,9 +358,10 @@ class Rebuild:
         return report
 
     def _diff_set(self, live: str, new: str) -> Op[Drift]:
-        before, after, common = yield Pipeline(
-            (("SCARD", live), ("SCARD", new), ("SINTERCARD", 2, live, new))
-        )
+        before, after = yield Pipeline((("SCARD", live), ("SCARD", new)))
+        common = 0
+        if before and after:
+            (common,) = yield Pipeline((("SINTERCARD", 2, live, new),))
         return Drift(before, after, after - common, before - common)
 
     def _diff_groups(self) -> Op[tuple[Drift, int]]:
@@ -384,43 +387,36 @@ class Rebuild:
     def _diff_relation(
         self, live: str, new: str, count: Literal["friends", "groups_per_user", "group_members"]
     ) -> Op[Drift]:
-        """Merge the live and the new relation set in order: what was added and removed, and
-        each subject whose count changed."""
+        """What a relation set gains and loses, and each subject whose count changes: both
+        sets are walked in chunks by a read-only script that returns only the differences."""
         scope: Literal["user", "group"] = "group" if count == "group_members" else "user"
-        old_side, new_side = _Relation(live), _Relation(new)
-        before = after = added = removed = 0
-        subject: str | None = None
-        old_count = new_count = 0
-
-        def flush() -> None:
-            if subject is not None and old_count != new_count:
-                self.changes_total += 1
-                if len(self.changes) < REPORTED_CHANGES:
-                    self.changes.append(CountChange(scope, subject, count, old_count, new_count))
-
-        while True:
-            a = yield from old_side.peek()
-            b = yield from new_side.peek()
-            if a is None and b is None:
-                break
-            in_old = b is None or (a is not None and a <= b)
-            in_new = a is None or (b is not None and b <= a)
-            entry = a if in_old else b
-            assert entry is not None
-            old_side.index += in_old
-            new_side.index += in_new
-            head = entry.partition("\0")[0]
-            if head != subject:
-                flush()
-                subject, old_count, new_count = head, 0, 0
-            old_count += in_old
-            new_count += in_new
-            before += in_old
-            after += in_new
-            added += in_new and not in_old
-            removed += in_old and not in_new
-        flush()
+        before, after = yield Pipeline((("ZCARD", live), ("ZCARD", new)))
+        delta: Counter[str] = Counter()
+        added = yield from self._missing(new, live, delta, 1)
+        removed = yield from self._missing(live, new, delta, -1)
+        changed = sorted(subject for subject, change in delta.items() if change)
+        self.changes_total += len(changed)
+        listed = changed[: max(0, REPORTED_CHANGES - len(self.changes))]
+        if listed:
+            counts = yield Pipeline(tuple(("ZLEXCOUNT", new, f"[{s}\0", f"({s}\1") for s in listed))
+            for subject, now in zip(listed, counts, strict=True):
+                self.changes.append(CountChange(scope, subject, count, now - delta[subject], now))
         return Drift(before, after, added, removed)
+
+    def _missing(self, walk: str, other: str, delta: Counter[str], sign: int) -> Op[int]:
+        """Count the entries of ``walk`` that ``other`` lacks, adding ``sign`` per entry to
+        its subject's ``delta``."""
+        low, missing = "-", 0
+        while True:
+            read, last, *entries = yield ScriptCall(
+                "diff_chunk", (walk, other), (low, COMPARE_CHUNK)
+            )
+            missing += len(entries)
+            for entry in entries:
+                delta[entry.partition("\0")[0]] += sign
+            if read < COMPARE_CHUNK:
+                return missing
+            low = "(" + last
 
 
 def _batches(values: Sequence[Any]) -> Iterator[Sequence[Any]]:

@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "record_login",
     "record_bandwidth",
     "rebuild_swap",
+    "diff_chunk",
 )
 _OUTAGES = (
     redis.ConnectionError,  # includes BusyLoadingError (the server is loading its data)

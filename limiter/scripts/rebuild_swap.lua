@@ -7,11 +7,11 @@
 -- Returns  the number of live groups after the switch
 local before = redis.call("HLEN", KEYS[4])
 for i = 1, 8 do
+  -- UNLINK frees a big old value in the background instead of blocking the server.
+  redis.call("UNLINK", KEYS[i])
   if redis.call("EXISTS", KEYS[i + 8]) == 1 then
     redis.call("RENAME", KEYS[i + 8], KEYS[i])
     redis.call("PERSIST", KEYS[i])
-  else
-    redis.call("DEL", KEYS[i])
   end
 end
 local after = redis.call("HLEN", KEYS[4])

@@ -1,0 +1,468 @@
+"""The ``limiter`` console command: an operator's view of one app (the month's metering, its
+bill, what is over its limits, the audit log) and a reconcile from the IM's own data.
+
+Each subcommand is one :class:`Command` in :data:`COMMANDS`; the engine comes from
+``Limiter.from_settings()`` (``LIMITER_*`` variables) unless the caller of :func:`main` passes one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import shutil
+import sys
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, BinaryIO
+
+from limiter.billing import Bill
+from limiter.engine import Limiter
+from limiter.errors import InvalidRequest, LimiterError
+from limiter.metering import Month, MonthlyUsage
+from limiter.periods import local_date
+from limiter.rebuild import ReconcileReport, Record, parse_document, parse_lines, report_as_dict
+from limiter.results import AuditEntry, OverLimit
+
+EXIT_FAILED = 1  # the store is unavailable, or anything else went wrong
+EXIT_BAD_INPUT = 2  # bad arguments or a bad input file (argparse uses 2 as well)
+# The eighth-block characters, 1/8 to 7/8 of a character cell wide.
+PARTIAL_BLOCKS = "▏▎▍▌▋▊▉"
+FULL_BLOCK = "█"
+NARROWEST_BAR = 10
+
+
+class Context:
+    """What a command runs with: its parsed arguments, and the engine, built on first use (so
+    a command stopped by a bad argument or a missing file never builds one)."""
+
+    def __init__(self, args: argparse.Namespace, limiter: Limiter | None) -> None:
+        self.args = args
+        self._limiter = limiter
+        self._built: Limiter | None = None
+
+    @property
+    def limiter(self) -> Limiter:
+        if self._limiter is None:
+            self._limiter = self._built = Limiter.from_settings()
+        return self._limiter
+
+    def close(self) -> None:
+        """Close the engine if this context built it; an injected one is its caller's."""
+        if self._built is not None:
+            self._built.close()
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name and one-line help, what it adds to its parser, what it runs
+    (returning the exit status)."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Context], int]
+
+
+# -- usage ------------------------------------------------------------------------------------
+
+
+def _usage_arguments(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    _month_argument(parser)
+    _json_argument(parser)
+
+
+def run_usage(context: Context) -> int:
+    args, limiter = context.args, context.limiter
+    today = _today(limiter)
+    month = _month(args.month, today)
+    usage = limiter.monthly_usage(args.app, month)
+    if args.json:
+        _print_json(usage_as_dict(usage))
+        return 0
+    days = [day for day in month.days() if day <= today]
+    bandwidth_peak = max(usage.bandwidth.items(), key=lambda item: item[1], default=None)
+    summary = [
+        ("peak DAU", f"{usage.peak_dau:,}", _on(usage.peak_dau_day)),
+        ("peak groups", f"{usage.peak_groups:,}", _on(usage.peak_groups_day)),
+        ("days with logins", f"{len(usage.dau)}", ""),
+        (
+            "bandwidth peak days",
+            f"{len(usage.bandwidth)}",
+            ""
+            if bandwidth_peak is None
+            else f"highest {_plain(bandwidth_peak[1])} Mbps on {bandwidth_peak[0]}",
+        ),
+    ]
+    print(f"app {usage.app}: usage of {month} in {limiter.settings.timezone}, as of {today}")
+    print()
+    _print_table(None, summary, numeric={1})
+    print()
+    if not days:
+        print(f"DAU per day: {month} has not begun")
+        return 0
+    print("DAU per day")
+    for line in dau_chart(usage.dau, days, shutil.get_terminal_size().columns):
+        print(line)
+    return 0
+
+
+def usage_as_dict(usage: MonthlyUsage) -> dict[str, Any]:
+    """The month's metering as JSON-ready values (bandwidth in Mbps as numbers)."""
+    return {
+        "app_id": usage.app,
+        "month": str(usage.month),
+        "dau": {day.isoformat(): count for day, count in usage.dau.items()},
+        "peak_dau": usage.peak_dau,
+        "peak_dau_day": _iso(usage.peak_dau_day),
+        "peak_groups": usage.peak_groups,
+        "peak_groups_day": _iso(usage.peak_groups_day),
+        "bandwidth": {day.isoformat(): float(mbps) for day, mbps in usage.bandwidth.items()},
+    }
+
+
+def dau_chart(dau: Mapping[date, int], days: Sequence[date], columns: int) -> list[str]:
+    """One line per day, ``YYYY-MM-DD  ████▌  12,345``, the busiest day's bar filling what
+    the ``columns`` leave; bars are drawn in eighths of a character."""
+    counts = [dau.get(day, 0) for day in days]
+    peak = max(counts, default=0)
+    count_width = len(f"{peak:,}")
+    width = max(NARROWEST_BAR, columns - len("YYYY-MM-DD") - 4 - count_width)
+    lines = []
+    for day, count in zip(days, counts, strict=True):
+        # Any login shows at least an eighth, so a quiet day is not mistaken for none.
+        eighths = 0 if not count else max(1, count * width * 8 // peak)
+        full, partial = divmod(eighths, 8)
+        bar = FULL_BLOCK * full + (PARTIAL_BLOCKS[partial - 1] if partial else "")
+        lines.append(f"{day}  {bar:<{width}}  {count:>{count_width},}")
+    return lines
+
+
+# -- bill -------------------------------------------------------------------------------------
+
+
+def _bill_arguments(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    _month_argument(parser)
+    _json_argument(parser)
+
+
+def run_bill(context: Context) -> int:
+    args, limiter = context.args, context.limiter
+    bill = limiter.bill(args.app, _month(args.month, _today(limiter)))
+    if args.json:
+        _print_json(bill.as_dict())
+    else:
+        _print_bill(bill)
+    return 0
+
+
+def _print_bill(bill: Bill) -> None:
+    print(f"app {bill.app}: bill of {bill.month}, {bill.currency}")
+    print()
+    rows = [
+        (
+            item.item,
+            _plain(item.quantity),
+            _money(item.unit_price),
+            _money(item.amount),
+            item.detail,
+        )
+        for item in bill.items
+    ]
+    rows.append(("total", "", "", _money(bill.total), bill.currency))
+    _print_table(("item", "quantity", "unit price", "amount", "detail"), rows, numeric={1, 2, 3})
+
+
+# -- reconcile --------------------------------------------------------------------------------
+
+
+def _reconcile_arguments(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="the IM's state: a JSON document, or NDJSON (one record a line); - reads stdin",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("json", "ndjson"),
+        help="default: ndjson for .ndjson and .jsonl files, else json",
+    )
+    _json_argument(parser)
+
+
+def run_reconcile(context: Context) -> int:
+    args = context.args
+    source_format = args.format or source_format_of(args.file)
+    with _open_source(args.file) as stream:
+        records = (
+            parse_lines(stream)  # streamed: a line is read when the engine asks for it
+            if source_format == "ndjson"
+            else _document(stream, "stdin" if args.file == "-" else args.file)
+        )
+        actor = cli_actor()
+        report = context.limiter.reconcile(args.app, records, actor=actor)
+    if args.json:
+        _print_json(report_as_dict(report))
+    else:
+        _print_report(report, actor)
+    return 0
+
+
+def source_format_of(path: str) -> str:
+    return "ndjson" if path.lower().endswith((".ndjson", ".jsonl")) else "json"
+
+
+def cli_actor() -> str:
+    """Who the audit log names: ``cli:<os user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name in the environment and no passwd entry
+        return "cli"
+
+
+@contextlib.contextmanager
+def _open_source(path: str) -> Iterator[BinaryIO]:
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        stream = open(path, "rb")  # noqa: SIM115  (the with below closes it)
+    except OSError as exc:
+        raise InvalidRequest(path, exc.strerror or str(exc)) from None
+    with stream:
+        yield stream
+
+
+def _document(stream: BinaryIO, name: str) -> Iterator[Record]:
+    try:
+        data = json.load(stream)
+    except ValueError as exc:  # bad JSON, or not UTF-8
+        raise InvalidRequest(name, f"not valid JSON: {exc}") from None
+    return parse_document(data)
+
+
+def _print_report(report: ReconcileReport, actor: str) -> None:
+    print(f"app {report.app}: reconciled (audited as {actor})")
+    print()
+    drifts = (
+        ("accounts", report.accounts),
+        ("friendships", report.friendships),
+        ("groups", report.groups),
+        ("memberships", report.memberships),
+        ("av_chatrooms", report.av_chatrooms),
+    )
+    rows = [(name, str(d.before), str(d.after), str(d.added), str(d.removed)) for name, d in drifts]
+    _print_table(("counted", "before", "after", "added", "removed"), rows, numeric={1, 2, 3, 4})
+    print(f"groups retyped: {report.groups_retyped}")
+    print()
+    if not report.changes:
+        print("no user's or group's count changed")
+        return
+    shown = f"first {len(report.changes)} of " if report.truncated else ""
+    print(f"count changes ({shown}{report.changes_total})")
+    changes = [(c.scope, c.id, c.count, str(c.before), str(c.after)) for c in report.changes]
+    _print_table(("scope", "id", "count", "before", "after"), changes, numeric={3, 4})
+
+
+# -- over-limit and audit ---------------------------------------------------------------------
+
+
+def _over_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    _json_argument(parser)
+
+
+def run_over_limit(context: Context) -> int:
+    args = context.args
+    found = context.limiter.over_limit(args.app)
+    if args.json:
+        _print_json({"items": [over_limit_as_dict(item) for item in found]})
+    elif not found:
+        print(f"app {args.app}: nothing is over its limit")
+    else:
+        rows = [(o.scope, o.id, o.limit, str(o.current), str(o.maximum)) for o in found]
+        _print_table(("scope", "id", "limit", "current", "maximum"), rows, numeric={3, 4})
+    return 0
+
+
+def over_limit_as_dict(item: OverLimit) -> dict[str, Any]:
+    return {
+        "scope": item.scope,
+        "id": item.id,
+        "limit": item.limit,
+        "current": item.current,
+        "maximum": item.maximum,
+    }
+
+
+def _audit_arguments(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    parser.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="newest N entries (default 50)"
+    )
+    _json_argument(parser)
+
+
+def run_audit(context: Context) -> int:
+    args = context.args
+    entries = context.limiter.audit(args.app, args.limit)
+    if args.json:
+        _print_json({"items": [audit_entry_as_dict(entry) for entry in entries]})
+    elif not entries:
+        print(f"app {args.app}: no plan changes recorded")
+    else:
+        rows = [
+            (e.at.isoformat(), e.actor, e.action, e.field, _compact(e.before), _compact(e.after))
+            for e in entries
+        ]
+        _print_table(("at", "actor", "action", "field", "before", "after"), rows)
+    return 0
+
+
+def audit_entry_as_dict(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "field": entry.field,
+        "before": entry.before,
+        "after": entry.after,
+    }
+
+
+# -- the command line -------------------------------------------------------------------------
+
+COMMANDS: tuple[Command, ...] = (
+    Command("usage", "the month's metering: peaks and DAU per day", _usage_arguments, run_usage),
+    Command("bill", "the month's bill, item by item", _bill_arguments, run_bill),
+    Command(
+        "reconcile",
+        "rebuild the counters from the IM's own data and report the drift",
+        _reconcile_arguments,
+        run_reconcile,
+    ),
+    Command(
+        "over-limit",
+        "what holds more than its limit now allows",
+        _over_limit_arguments,
+        run_over_limit,
+    ),
+    Command("audit", "the latest plan changes, newest first", _audit_arguments, run_audit),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="limiter",
+        description="Plan limits of a hosted IM service: inspect and reconcile one app. "
+        "The store comes from LIMITER_* variables (LIMITER_REDIS_URL, ...).",
+    )
+    subcommands = parser.add_subparsers(metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        subparser = subcommands.add_parser(
+            command.name, help=command.help, description=command.help
+        )
+        command.arguments(subparser)
+        subparser.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, limiter: Limiter | None = None) -> int:
+    """Run one command; returns the exit status. ``limiter``: an engine to use instead of
+    one built from the settings (tests pass one on an in-process store)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # --help, or a usage error argparse has already printed
+        return int(exit.code or 0)
+    context = Context(args, limiter)
+    try:
+        status: int = args.run(context)
+        return status
+    except InvalidRequest as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except LimiterError as exc:  # the store is unavailable, a bad configuration, ...
+        return _fail(exc, EXIT_FAILED)
+    finally:
+        context.close()
+
+
+def _fail(exc: LimiterError, status: int) -> int:
+    print(f"limiter: {exc}", file=sys.stderr)
+    return status
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _app_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", metavar="APP", help="the app's SDKAppID")
+
+
+def _month_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--month", metavar="YYYY-MM", help="default: this month in the billing timezone"
+    )
+
+
+def _json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _month(given: str | None, today: date) -> Month:
+    """``--month``, or the month of today."""
+    return Month.parse(today if given is None else given)
+
+
+def _today(limiter: Limiter) -> date:
+    """Today in the billing timezone, by the engine's clock."""
+    return local_date(limiter.core.clock.now(), limiter.core.tz)
+
+
+def _print_table(
+    header: Sequence[str] | None, rows: Sequence[Sequence[str]], numeric: Collection[int] = ()
+) -> None:
+    """Columns two spaces apart; the ``numeric`` ones aligned right."""
+    table = [header, *rows] if header is not None else list(rows)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        cells = [
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal without exponent or trailing zeros: 2, 0.5, 12.5."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:,.2f}"
+
+
+def _on(day: date | None) -> str:
+    return "" if day is None else f"on {day}"
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
