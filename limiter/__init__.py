@@ -4,6 +4,7 @@ Build an engine with :meth:`AsyncLimiter.from_settings` (or :meth:`Limiter.from_
 blocking code); every adding operation is one Lua script, one round trip.
 """
 
+from limiter.billing import Bill, BillItem
 from limiter.catalog import Catalog, load_catalog
 from limiter.clock import Clock, SystemClock
 from limiter.core import ACTION_PARAMETERS, Reservation
@@ -16,6 +17,7 @@ from limiter.errors import (
     InvalidRequest,
     Lift,
     LimiterError,
+    OutsideRetention,
     PlanConflict,
     Refusal,
     Refused,
@@ -23,8 +25,18 @@ from limiter.errors import (
     Suspended,
 )
 from limiter.limits import EffectiveLimits, Limit, Status
+from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
+from limiter.rebuild import (
+    AccountRecord,
+    CountChange,
+    Drift,
+    FriendRecord,
+    GroupRecord,
+    ReconcileReport,
+)
 from limiter.results import (
+    AuditEntry,
     BatchResult,
     DeletedUser,
     DeleteResult,
@@ -35,6 +47,7 @@ from limiter.results import (
     Item,
     MembersResult,
     Outcome,
+    OverLimit,
     Usage,
     UserUsage,
 )
@@ -43,21 +56,29 @@ from limiter.store import AsyncStore, SyncStore
 
 __all__ = [
     "ACTION_PARAMETERS",
+    "AccountRecord",
     "AsyncLimiter",
     "AsyncStore",
+    "AuditEntry",
     "BatchResult",
+    "Bill",
+    "BillItem",
     "Catalog",
     "Clock",
     "ConfigurationError",
+    "CountChange",
     "DeleteResult",
     "DeletedUser",
+    "Drift",
     "EffectiveLimits",
     "ExpansionGrant",
     "FriendItem",
+    "FriendRecord",
     "GroupCreated",
     "GroupDestroyed",
     "GroupExists",
     "GroupNotFound",
+    "GroupRecord",
     "GroupUsage",
     "InvalidRequest",
     "Item",
@@ -65,11 +86,17 @@ __all__ = [
     "Limit",
     "Limiter",
     "LimiterError",
+    "LoginRecorded",
     "MembersResult",
+    "Month",
+    "MonthlyUsage",
     "Outcome",
+    "OutsideRetention",
+    "OverLimit",
     "Override",
     "PlanConflict",
     "PlanState",
+    "ReconcileReport",
     "Refusal",
     "Refused",
     "Reservation",

@@ -940,7 +940,7 @@ class Core:
             _, peak = yield ScriptCall("record_bandwidth", (keys.meter(str(month)),), args)
             return Decimal(peak)
 
-        return run()
+        return self._guarded(run(), lambda: value, "record_bandwidth")
 
     def monthly_usage(self, app: str, month: Month | str) -> Op[MonthlyUsage]:
         """What the bill of ``month`` measures, as recorded so far."""
@@ -971,7 +971,7 @@ class Core:
                 known = next((int(end) for end in ends if end is not None), None)
                 if known is None and month == current:
                     known = live
-                peak_groups = known or 0
+                peak_groups = 0 if month > current else known or 0
                 if peak_groups and month <= current:
                     peak_groups_day = month.first_day
             return MonthlyUsage(
@@ -1006,8 +1006,8 @@ class Core:
         at = self._instant(now, "now")
 
         def run() -> Op[datetime | None]:
-            limits = yield from self._limits(app)
-            days = limits.app["history_days"].value
+            plan = yield from self._plan(app)
+            days = resolve(self.catalog, plan, at, self.tz).app["history_days"].value
             return None if days is None else at - timedelta(days=days)
 
         return run()

@@ -2,9 +2,11 @@
 
 The authoritative state arrives as records (accounts, friendships, groups with members), in
 chunks of any size. They are loaded with pipelined writes into keys beside the live ones
-(same hash tag), compared with the live keys by walking both in order (memory stays flat),
-then renamed over the live keys by one script. Changes made to the live keys while a rebuild
-runs are replaced by the source's state: run it from a consistent snapshot.
+(same hash tag), compared with the live keys chunk by chunk by a read-only script that
+returns only the differences (memory grows with the drift, not with the app), then renamed
+over the live keys by one script, which refuses if the rebuilt keys lost anything. Changes
+made to the live keys while a rebuild runs are replaced by the source's state: run it from a
+consistent snapshot.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
-from limiter.errors import InvalidRequest
+from limiter.errors import InvalidRequest, StoreUnavailable
 from limiter.keys import AppKeys
 from limiter.store import Pipeline, ScriptCall
 
@@ -76,13 +78,24 @@ class Drift:
     removed: int
 
 
+CountName = Literal["friends", "groups_per_user", "group_members"]
+# A subject whose count a rebuild changes: scope, id, count, by how much, the rebuilt key.
+_Changed = tuple[Literal["user", "group"], str, CountName, int, str]
+# The relation sets whose subjects' counts a report lists, by key name.
+_COUNTS: dict[str, tuple[Literal["user", "group"], CountName]] = {
+    "friends": ("user", "friends"),
+    "joined": ("user", "groups_per_user"),
+    "members": ("group", "group_members"),
+}
+
+
 @dataclass(frozen=True)
 class CountChange:
     """A count the rebuild changed: a user's friends or groups, or a group's members."""
 
     scope: Literal["user", "group"]
     id: str
-    count: Literal["friends", "groups_per_user", "group_members"]
+    count: CountName
     before: int
     after: int
 
@@ -237,8 +250,9 @@ class Rebuild:
         self.live: AppKeys = core.keys.app(app)
         self.new: AppKeys = self.live.rebuild(secrets.token_hex(8))
         self.group_types: dict[str, str] = {}
-        self.changes: list[CountChange] = []
-        self.changes_total = 0
+        # Elements each rebuild key should hold, from the loads' replies: the switch checks
+        # them, so rebuild keys that expired or were evicted mid-way are never switched in.
+        self.sizes: Counter[str] = Counter()
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -259,6 +273,8 @@ class Rebuild:
             elif isinstance(record, FriendRecord):
                 user = core._user(record.user, "friendships.user")
                 friend = core._user(record.friend, "friendships.friend")
+                if not isinstance(record.both_ways, bool):
+                    raise InvalidRequest("friendships.both_ways", "must be true or false")
                 if user == friend:
                     raise InvalidRequest("friendships", f"{user!r} cannot befriend themselves")
                 pairs = [(user, friend), (friend, user)] if record.both_ways else [(user, friend)]
@@ -277,6 +293,8 @@ class Rebuild:
                 spec = core.catalog.group_types[group_type]
                 if spec.av_chatroom:
                     rooms.append(group)
+                if isinstance(record.members, str | bytes):
+                    raise InvalidRequest("groups.members", "must be a list of user ids")
                 people = [] if record.owner is None else [core._user(record.owner, "groups.owner")]
                 people += [core._user(member, "groups.members") for member in record.members]
                 side = joined if spec.counts_toward_groups_per_user else joined_free
@@ -302,8 +320,10 @@ class Rebuild:
         for batch in _batches(items):
             commands.append(("HSET", new.groups, *(part for pair in batch for part in pair)))
         if commands:
-            commands += [("EXPIRE", key, REBUILD_TTL_SECONDS) for key in new.relations()]
-            yield Pipeline(tuple(commands))
+            expire = [("EXPIRE", key, REBUILD_TTL_SECONDS) for key in new.relations()]
+            replies = yield Pipeline((*commands, *expire))
+            for command, added in zip(commands, replies, strict=False):
+                self.sizes[str(command[1])] += added
 
     def abort(self) -> Op[None]:
         """Drop the rebuild keys; the live ones were never touched."""
@@ -317,10 +337,11 @@ class Rebuild:
         accounts = yield from self._diff_set(live.users, new.users)
         rooms = yield from self._diff_set(live.av_rooms, new.av_rooms)
         groups, retyped = yield from self._diff_groups()
-        friendships = yield from self._diff_relation(live.friends, new.friends, "friends")
-        yield from self._diff_relation(live.joined, new.joined, "groups_per_user")
-        memberships = yield from self._diff_relation(live.members, new.members, "group_members")
-        self.changes.sort(key=lambda change: (change.scope, change.id, change.count))
+        changed: list[_Changed] = []
+        friendships = yield from self._diff_relation(live.friends, new.friends, changed)
+        yield from self._diff_relation(live.joined, new.joined, changed)
+        memberships = yield from self._diff_relation(live.members, new.members, changed)
+        changes = yield from self._count_changes(changed)
         report = ReconcileReport(
             self.app,
             accounts,
@@ -329,8 +350,8 @@ class Rebuild:
             memberships,
             rooms,
             retyped,
-            tuple(self.changes),
-            self.changes_total,
+            changes,
+            len(changed),
         )
         before = {
             "accounts": accounts.before,
@@ -339,21 +360,29 @@ class Rebuild:
             "memberships": memberships.before,
             "av_chatrooms": rooms.before,
         }
-        now = self.core.clock.now().isoformat()
-        entry = json.dumps(
-            {
-                "at": now,
-                "actor": actor,
-                "action": "reconcile",
-                "field": "counters",
-                "before": before,
-                "after": report.totals(),
-            }
-        )
+        entry = {
+            "at": self.core.clock.now().isoformat(),
+            "actor": actor,
+            "action": "reconcile",
+            "field": "counters",
+            "before": before,
+            "after": report.totals(),
+        }
         meter, meter_args = self.core._meter(live)
         keys = (*live.relations(), *new.relations(), live.audit, meter)
-        args = (entry, self.core.settings.audit_entries, *meter_args)
-        yield ScriptCall("rebuild_swap", keys, args)
+        sizes = tuple(self.sizes[key] for key in new.relations())
+        entry_json = json.dumps(entry)
+        args: tuple[str | int, ...] = (
+            entry_json,
+            self.core.settings.audit_entries,
+            *meter_args,
+            *sizes,
+        )
+        if (yield ScriptCall("rebuild_swap", keys, args)) < 0:
+            raise StoreUnavailable(
+                f"reconcile of app {self.app!r}: the rebuilt data expired or was evicted "
+                "before the switch; nothing changed, run it again"
+            )
         self.core.stats.admin_changes["reconcile"] += 1
         return report
 
@@ -384,23 +413,16 @@ class Rebuild:
                 break
         return Drift(before, after, after - common, before - common), retyped
 
-    def _diff_relation(
-        self, live: str, new: str, count: Literal["friends", "groups_per_user", "group_members"]
-    ) -> Op[Drift]:
-        """What a relation set gains and loses, and each subject whose count changes: both
-        sets are walked in chunks by a read-only script that returns only the differences."""
-        scope: Literal["user", "group"] = "group" if count == "group_members" else "user"
+    def _diff_relation(self, live: str, new: str, changed: list[_Changed]) -> Op[Drift]:
+        """What a relation set gains and loses, and each subject whose count changes (added
+        to ``changed``): both sets are walked in chunks by a read-only script that returns
+        only the differences, so the work in Python grows with the drift, not the app."""
         before, after = yield Pipeline((("ZCARD", live), ("ZCARD", new)))
         delta: Counter[str] = Counter()
         added = yield from self._missing(new, live, delta, 1)
         removed = yield from self._missing(live, new, delta, -1)
-        changed = sorted(subject for subject, change in delta.items() if change)
-        self.changes_total += len(changed)
-        listed = changed[: max(0, REPORTED_CHANGES - len(self.changes))]
-        if listed:
-            counts = yield Pipeline(tuple(("ZLEXCOUNT", new, f"[{s}\0", f"({s}\1") for s in listed))
-            for subject, now in zip(listed, counts, strict=True):
-                self.changes.append(CountChange(scope, subject, count, now - delta[subject], now))
+        scope, count = _COUNTS[live.rpartition(":")[2]]
+        changed += ((scope, s, count, d, new) for s, d in delta.items() if d)
         return Drift(before, after, added, removed)
 
     def _missing(self, walk: str, other: str, delta: Counter[str], sign: int) -> Op[int]:
@@ -417,6 +439,24 @@ class Rebuild:
             if read < COMPARE_CHUNK:
                 return missing
             low = "(" + last
+
+    def _count_changes(self, changed: list[_Changed]) -> Op[tuple[CountChange, ...]]:
+        """The first :data:`REPORTED_CHANGES` count changes in (scope, id, count) order, with
+        the counts after the rebuild read from the rebuilt sets."""
+        changed.sort(key=lambda change: change[:3])
+        listed = changed[:REPORTED_CHANGES]
+        if not listed:
+            return ()
+        counts = yield Pipeline(
+            tuple(
+                ("ZLEXCOUNT", key, f"[{subject}\0", f"({subject}\1")
+                for _, subject, _, _, key in listed
+            )
+        )
+        return tuple(
+            CountChange(scope, subject, count, now - change, now)
+            for (scope, subject, count, change, _), now in zip(listed, counts, strict=True)
+        )
 
 
 def _batches(values: Sequence[Any]) -> Iterator[Sequence[Any]]:

@@ -4,7 +4,15 @@
 -- KEYS[17]     audit list   KEYS[18] this month's metering hash
 -- ARGV[1]  the audit entry (JSON)   ARGV[2] how many audit entries to keep
 -- ARGV[3]  today, ARGV[4] the month's first day (YYYY-MM-DD), ARGV[5] metering retention (s)
--- Returns  the number of live groups after the switch
+-- ARGV[6..13]  how many elements each rebuilt key must hold (what the loads added)
+-- Returns  the number of live groups after the switch, or -1 (nothing switched) when a
+--          rebuilt key does not hold what was loaded (it expired or was evicted)
+local size_of = {"SCARD", "ZCARD", "ZCARD", "HLEN", "ZCARD", "ZCARD", "ZCARD", "SCARD"}
+for i = 1, 8 do
+  if redis.call(size_of[i], KEYS[i + 8]) ~= tonumber(ARGV[i + 5]) then
+    return -1
+  end
+end
 local before = redis.call("HLEN", KEYS[4])
 for i = 1, 8 do
   -- UNLINK frees a big old value in the background instead of blocking the server.

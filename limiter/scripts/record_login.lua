@@ -6,7 +6,8 @@
 -- ARGV[3]  seconds until the day closes (from the caller's now; <= 0: it has closed)
 -- ARGV[4]  metering retention (s): the month hash expires this long after its last write
 -- Returns  {outcome, count}: outcome 1 first login of the day, 0 seen already, -1 the day
---          had closed (nothing counted); count is the day's distinct users after the call
+--          had closed or its set was lost (nothing counted); count is the day's distinct
+--          users after the call
 local field = "dau:" .. ARGV[2]
 local closes_in = tonumber(ARGV[3])
 if closes_in <= 0 then
@@ -17,6 +18,13 @@ if redis.call("SADD", KEYS[1], ARGV[1]) == 0 then
 end
 local count = redis.call("SCARD", KEYS[1])
 if count == 1 then
+  local stored = tonumber(redis.call("HGET", KEYS[2], field) or "0")
+  if stored > 0 then
+    -- The day's set is gone (expired or evicted) while the day was counted: counting anew
+    -- would shrink the day's count, so the day is closed.
+    redis.call("DEL", KEYS[1])
+    return {-1, stored}
+  end
   redis.call("EXPIRE", KEYS[1], closes_in)
 end
 redis.call("HSET", KEYS[2], field, count)

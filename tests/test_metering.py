@@ -1,0 +1,577 @@
+"""Metering through the engine on both stores, sync and async: daily active users counted once
+per billing day (Asia/Shanghai), the month's peaks (DAU, live groups), AV bandwidth, history
+cutoff and the bill the engine prices from them.
+
+Times are moved with the ManualClock; every expected number is worked out by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from limiter import AsyncLimiter, AsyncStore, Catalog, InvalidRequest, Limiter, Settings, SyncStore
+from limiter.catalog import load_catalog
+from limiter.metering import Month
+from limiter.testing import ManualClock
+from tests.conftest import APP, BEIJING, AsyncAsSync, Backend
+
+NOVEMBER = Month(2026, 11)
+DECEMBER = Month(2026, 12)
+TODAY = date(2026, 11, 26)  # the clock fixture's day
+LATE_LOGIN_SECONDS = 600  # the default setting
+RETENTION_DAYS = 400  # the default metering_retention_days
+
+
+def at(*parts: int) -> datetime:
+    """An instant in Beijing time: at(2026, 11, 30, 23, 59, 59)."""
+    return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
+
+
+def keys_of(engine: Any) -> Any:
+    return engine.core.keys.app(APP)
+
+
+@pytest.fixture
+def client(backend: Backend) -> Iterator[Any]:
+    """A plain client of the backend's data, to read what the scripts stored."""
+    plain = backend.sync_client()
+    yield plain
+    plain.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_custom_engine(
+    request: pytest.FixtureRequest, backend: Backend, clock: ManualClock
+) -> Iterator[Callable[..., Any]]:
+    """Like conftest's ``make_engine``, but also takes a catalog and a clock of its own."""
+    loop = asyncio.new_event_loop()
+    made: list[Any] = []
+
+    def make(catalog: Catalog | None = None, own_clock: ManualClock | None = None, **settings: Any):
+        settings.setdefault("cache_seconds", 0)
+        config = Settings(redis_url="memory://unused", **settings)
+        chosen = clock if own_clock is None else own_clock
+        if request.param == "sync":
+            store = SyncStore(backend.sync_client())
+            engine: Any = Limiter(store, settings=config, catalog=catalog, clock=chosen)
+        else:
+            store_async = AsyncStore(backend.async_client())
+            engine = AsyncAsSync(
+                AsyncLimiter(store_async, settings=config, catalog=catalog, clock=chosen), loop
+            )
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        if isinstance(engine, AsyncAsSync):
+            loop.run_until_complete(engine.engine.aclose())
+        else:
+            engine.close()
+    loop.close()
+
+
+# -- DAU: once per user and billing day ---------------------------------------------------------
+
+
+def test_a_user_logging_in_1000_times_counts_once(engine, client):
+    results = [engine.record_login(APP, "chatty") for _ in range(1000)]
+    assert results[0].counted is True
+    assert all(not r.counted for r in results[1:])
+    assert {(r.day, r.dau, r.late) for r in results} == {(TODAY, 1, False)}
+    assert client.scard(keys_of(engine).dau(TODAY)) == 1
+    usage = engine.monthly_usage(APP, "2026-11")
+    assert usage.dau == {TODAY: 1}
+    assert (usage.peak_dau, usage.peak_dau_day) == (1, TODAY)
+
+
+def test_each_user_counts_once_a_day_and_afresh_the_next_day(engine, clock):
+    for user in ["a", "b", "c", "a", "b", "a"]:
+        engine.record_login(APP, user)
+    assert engine.record_login(APP, "c").dau == 3
+    clock.set(at(2026, 11, 27, 9, 0))
+    first = engine.record_login(APP, "a")
+    assert (first.day, first.counted, first.dau) == (date(2026, 11, 27), True, 1)
+    engine.record_login(APP, "d")
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert usage.dau == {TODAY: 3, date(2026, 11, 27): 2}
+    # the peak is the month's highest day, and stays on its day
+    assert (usage.peak_dau, usage.peak_dau_day) == (3, TODAY)
+
+
+def test_the_peak_moves_to_a_later_day_only_when_it_is_exceeded(engine, clock):
+    for user in ["a", "b"]:
+        engine.record_login(APP, user)
+    clock.set(at(2026, 11, 27, 9, 0))
+    for user in ["a", "b"]:
+        engine.record_login(APP, user)
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert (usage.peak_dau, usage.peak_dau_day) == (2, TODAY)  # a tie keeps the first day
+    engine.record_login(APP, "c")
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert (usage.peak_dau, usage.peak_dau_day) == (3, date(2026, 11, 27))
+
+
+def test_the_billing_day_ends_at_midnight_beijing_time(engine, clock, client):
+    clock.set(at(2026, 12, 1, 0, 1))
+    last = engine.record_login(APP, "night-owl", at(2026, 11, 30, 23, 59, 59))
+    assert (last.day, last.counted, last.late) == (date(2026, 11, 30), True, False)
+    first = engine.record_login(APP, "early-bird", at(2026, 12, 1, 0, 0))
+    assert (first.day, first.counted) == (date(2026, 12, 1), True)
+    # 15:59:59 UTC on November 30 is the last second of November 30 in Beijing
+    still = engine.record_login(APP, "traveller", datetime(2026, 11, 30, 15, 59, 59, tzinfo=UTC))
+    assert (still.day, still.counted, still.dau) == (date(2026, 11, 30), True, 2)
+    # 16:30 UTC is half past midnight on December 1
+    clock.set(at(2026, 12, 1, 0, 30))
+    utc = engine.record_login(APP, "traveller", datetime(2026, 11, 30, 16, 30, tzinfo=UTC))
+    assert (utc.day, utc.counted, utc.dau) == (date(2026, 12, 1), True, 2)
+
+    november = engine.monthly_usage(APP, "2026-11")
+    december = engine.monthly_usage(APP, "2026-12")
+    assert november.dau == {date(2026, 11, 30): 2}
+    assert (november.peak_dau, november.peak_dau_day) == (2, date(2026, 11, 30))
+    assert december.dau == {date(2026, 12, 1): 2}
+    assert (december.peak_dau, december.peak_dau_day) == (2, date(2026, 12, 1))
+    keys = keys_of(engine)
+    assert client.smembers(keys.dau(date(2026, 11, 30))) == {"night-owl", "traveller"}
+    assert client.smembers(keys.dau(date(2026, 12, 1))) == {"early-bird", "traveller"}
+    assert client.hget(keys.meter("2026-11"), "dau:2026-11-30") == "2"
+    assert client.hget(keys.meter("2026-12"), "dau:2026-12-01") == "2"
+
+
+def test_logins_inside_the_late_window_count_for_the_closed_day(engine, clock):
+    clock.set(at(2026, 11, 30, 22, 0))
+    engine.record_login(APP, "a")
+    # 00:09:59 on December 1: November 30 closed 599 s ago, inside the 600 s window
+    clock.set(at(2026, 12, 1, 0, 9, 59))
+    late_but_in = engine.record_login(APP, "b", at(2026, 11, 30, 23, 58))
+    assert (late_but_in.day, late_but_in.counted, late_but_in.late) == (
+        date(2026, 11, 30),
+        True,
+        False,
+    )
+    assert late_but_in.dau == 2
+    november = engine.monthly_usage(APP, NOVEMBER)
+    assert (november.dau, november.peak_dau) == ({date(2026, 11, 30): 2}, 2)
+    assert engine.monthly_usage(APP, DECEMBER).dau == {}
+
+
+def test_a_login_for_a_day_closed_longer_ago_than_the_window_is_not_counted(engine, clock, client):
+    clock.set(at(2026, 11, 26, 22, 0))
+    engine.record_login(APP, "a")
+    engine.record_login(APP, "b")
+    # 00:10:01: the day closed 601 s ago
+    clock.set(at(2026, 11, 27, 0, 10, 1))
+    late = engine.record_login(APP, "c", at(2026, 11, 26, 23, 59))
+    assert (late.day, late.counted, late.late, late.dau) == (TODAY, False, True, 2)
+    assert engine.record_login(APP, "a", at(2026, 11, 26, 23, 0)).late is True
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert (usage.dau, usage.peak_dau) == ({TODAY: 2}, 2)
+    assert "c" not in client.smembers(keys_of(engine).dau(TODAY))
+    # a day nobody logged in on reports 0 when the late login arrives
+    empty = engine.record_login(APP, "c", at(2026, 11, 20, 12, 0))
+    assert (empty.day, empty.late, empty.dau) == (date(2026, 11, 20), True, 0)
+    assert engine.monthly_usage(APP, NOVEMBER).dau == {TODAY: 2}
+
+
+def test_a_login_half_a_second_inside_the_late_window_counts(engine, clock):
+    """599.5 s after the day closed is inside a 600 s window (the day closed less than
+    late_login_seconds ago), so the login must count."""
+    clock.set(at(2026, 11, 26, 22, 0))
+    engine.record_login(APP, "a")
+    clock.set(at(2026, 11, 27, 0, 9, 59) + timedelta(milliseconds=500))
+    inside = engine.record_login(APP, "b", at(2026, 11, 26, 23, 59))
+    assert (inside.counted, inside.late, inside.dau) == (True, False, 2)
+
+
+def test_a_day_still_open_by_half_a_second_counts_without_a_late_window(make_engine, clock):
+    engine = make_engine(late_login_seconds=0)
+    clock.set(at(2026, 11, 26, 23, 59, 59) + timedelta(milliseconds=500))
+    login = engine.record_login(APP, "last-minute")
+    assert (login.day, login.counted, login.late) == (TODAY, True, False)
+
+
+def test_the_late_window_is_a_setting(make_engine, clock):
+    engine = make_engine(late_login_seconds=3600)
+    clock.set(at(2026, 11, 27, 0, 59))
+    assert engine.record_login(APP, "a", at(2026, 11, 26, 23, 0)).counted is True
+    clock.set(at(2026, 11, 27, 1, 0, 1))
+    assert engine.record_login(APP, "b", at(2026, 11, 26, 23, 0)).late is True
+
+
+def test_an_event_time_more_than_five_minutes_ahead_is_refused(engine, clock):
+    assert engine.record_login(APP, "a", clock.now() + timedelta(minutes=5)).counted is True
+    with pytest.raises(InvalidRequest) as caught:
+        engine.record_login(APP, "b", clock.now() + timedelta(minutes=5, seconds=1))
+    assert caught.value.field == "at"
+    assert "future" in caught.value.message
+    assert engine.monthly_usage(APP, NOVEMBER).dau == {TODAY: 1}
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 11, 26, 12, 0),  # naive: which timezone?
+        date(2026, 11, 26),
+        "2026-11-26T12:00:00+08:00",
+        1795665600,
+    ],
+    ids=["naive", "date", "string", "timestamp"],
+)
+def test_an_event_time_must_be_an_aware_datetime(engine, when):
+    with pytest.raises(InvalidRequest) as caught:
+        engine.record_login(APP, "a", when)
+    assert caught.value.field == "at"
+    assert engine.monthly_usage(APP, NOVEMBER).dau == {}
+
+
+@pytest.mark.parametrize("user", ["", "x" * 33, "tab\there", 42])
+def test_a_bad_user_id_is_refused_before_counting(engine, user):
+    with pytest.raises(InvalidRequest):
+        engine.record_login(APP, user)
+    assert engine.monthly_usage(APP, NOVEMBER).peak_dau == 0
+
+
+def test_a_bad_month_is_refused(engine):
+    for month in ["2026-13", "2026-1", "November", 202611]:
+        with pytest.raises(InvalidRequest) as caught:
+            engine.monthly_usage(APP, month)
+        assert caught.value.field == "month"
+
+
+# -- what expires when ----------------------------------------------------------------------------
+
+
+def test_the_day_set_expires_once_the_late_window_closes(engine, clock, client):
+    keys = keys_of(engine)
+    engine.record_login(APP, "a")
+    # from 12:00 to the end of the day, plus the late window
+    expected = 12 * 3600 + LATE_LOGIN_SECONDS
+    ttl = client.ttl(keys.dau(TODAY))
+    assert 0 < ttl <= expected
+    assert ttl > expected - 60
+    # later logins do not push the expiry out
+    clock.set(at(2026, 11, 26, 20, 0))
+    engine.record_login(APP, "b")
+    assert expected - 60 < client.ttl(keys.dau(TODAY)) <= expected
+
+
+def test_a_first_login_inside_the_late_window_expires_with_the_window(engine, clock, client):
+    clock.set(at(2026, 12, 1, 0, 5))
+    engine.record_login(APP, "a", at(2026, 11, 30, 23, 59))
+    ttl = client.ttl(keys_of(engine).dau(date(2026, 11, 30)))
+    assert 0 < ttl <= LATE_LOGIN_SECONDS - 300
+    assert ttl > LATE_LOGIN_SECONDS - 300 - 60
+
+
+def test_the_month_hash_is_kept_at_least_13_months_after_the_month(engine, clock, client):
+    meter = keys_of(engine).meter("2026-11")
+    engine.record_login(APP, "a")
+    # November ends on December 1 00:00 Beijing, 4.5 days after the clock's now
+    expected = int((timedelta(days=4, hours=12) + timedelta(days=RETENTION_DAYS)).total_seconds())
+    ttl = client.ttl(meter)
+    assert 0 < ttl <= expected
+    assert ttl > expected - 60
+    thirteen_months = int((timedelta(days=4, hours=12) + timedelta(days=396)).total_seconds())
+    assert ttl > thirteen_months
+    # each write keeps it from the month's end, by the engine's clock
+    clock.set(at(2026, 11, 28, 12, 0))
+    engine.record_login(APP, "b")
+    expected = int((timedelta(days=2, hours=12) + timedelta(days=RETENTION_DAYS)).total_seconds())
+    assert expected - 60 < client.ttl(meter) <= expected
+
+
+def test_a_bandwidth_record_sets_the_month_hash_expiry_too(engine, client):
+    meter = keys_of(engine).meter("2026-11")
+    engine.record_bandwidth(APP, "1.5")
+    expected = int((timedelta(days=4, hours=12) + timedelta(days=RETENTION_DAYS)).total_seconds())
+    assert expected - 60 < client.ttl(meter) <= expected
+
+
+def test_a_group_change_sets_the_month_hash_expiry_too(engine, client):
+    meter = keys_of(engine).meter("2026-11")
+    engine.create_group(APP, "g", "Public", "owner")
+    expected = int((timedelta(days=4, hours=12) + timedelta(days=RETENTION_DAYS)).total_seconds())
+    assert expected - 60 < client.ttl(meter) <= expected
+
+
+def test_a_missing_day_set_does_not_shrink_the_days_count(make_custom_engine, clock, client):
+    """Worker A's clock runs 30 s ahead of worker B's: A's first login of the day gives the
+    day's set a TTL 30 s short, so Redis drops it inside B's late window. (Redis would also
+    drop it under a ``volatile-*`` eviction policy.) B's late-window login must not then
+    overwrite the day's recorded count with a fresh set's 1."""
+    ahead = ManualClock(clock.now() + timedelta(seconds=30))
+    worker_a = make_custom_engine(own_clock=ahead)
+    worker_b = make_custom_engine()
+    for user in ["u1", "u2", "u3", "u4", "u5"]:
+        worker_a.record_login(APP, user, clock.now())
+    day_set = keys_of(worker_a).dau(TODAY)
+    assert client.ttl(day_set) <= 12 * 3600 + LATE_LOGIN_SECONDS - 30
+
+    clock.set(at(2026, 11, 27, 0, 9, 50))  # B: 590 s after the day closed
+    client.delete(day_set)  # what Redis did at 00:09:30 by B's clock (A's TTL ran out)
+    worker_b.record_login(APP, "straggler", at(2026, 11, 26, 23, 59))
+
+    usage = worker_b.monthly_usage(APP, NOVEMBER)
+    assert usage.peak_dau == 5
+    assert 5 <= usage.dau[TODAY] <= 6  # the day had 5 users; it cannot have fewer now
+
+
+# -- the month's peak of live groups ------------------------------------------------------------
+
+
+def test_peak_groups_within_a_month(engine, clock):
+    clock.set(at(2026, 11, 3, 10, 0))
+    for n in range(3):
+        engine.create_group(APP, f"g{n}", "Public", f"o{n}")
+    clock.set(at(2026, 11, 4, 10, 0))
+    engine.destroy_group(APP, "g0")
+    engine.destroy_group(APP, "g1")
+    clock.set(at(2026, 11, 5, 10, 0))
+    engine.create_group(APP, "g3", "Private", "o3")
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert (usage.peak_groups, usage.peak_groups_day) == (3, date(2026, 11, 3))
+    # a destroy of a group that does not exist changes nothing
+    assert engine.destroy_group(APP, "nothing").existed is False
+    assert engine.monthly_usage(APP, NOVEMBER).peak_groups == 3
+
+
+def test_every_group_type_counts_toward_the_peak(engine, clock):
+    engine.create_group(APP, "work", "Work", "o")
+    engine.create_group(APP, "public", "Public", "o")
+    engine.create_group(APP, "meeting", "Meeting", "o")
+    engine.create_group(APP, "live", "AVChatRoom", "o")
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert (usage.peak_groups, usage.peak_groups_day) == (4, TODAY)
+    assert engine.usage(APP).groups == 4
+
+
+def test_peak_groups_across_month_boundaries(engine, clock, client):
+    clock.set(at(2026, 10, 10, 12, 0))
+    engine.create_group(APP, "g1", "Public", "o1")
+    engine.create_group(APP, "g2", "Private", "o2")
+    engine.create_group(APP, "g3", "Meeting", "o3")
+    engine.create_group(APP, "av", "AVChatRoom", "o4")
+    clock.set(at(2026, 10, 20, 12, 0))
+    engine.destroy_group(APP, "g3")
+    october = engine.monthly_usage(APP, "2026-10")
+    assert (october.peak_groups, october.peak_groups_day) == (4, date(2026, 10, 10))
+
+    # November: nothing created or destroyed; a login makes the month's hash exist
+    clock.set(at(2026, 11, 26, 12, 0))
+    engine.record_login(APP, "someone")
+    november = engine.monthly_usage(APP, NOVEMBER)
+    assert (november.peak_groups, november.peak_groups_day) == (3, date(2026, 11, 1))
+
+    # December opens with a destroy: its peak is the count just before it, from December 1
+    clock.set(at(2026, 12, 1, 0, 0, 1))
+    engine.destroy_group(APP, "g1")
+    december = engine.monthly_usage(APP, DECEMBER)
+    assert (december.peak_groups, december.peak_groups_day) == (3, date(2026, 12, 1))
+    clock.set(at(2026, 12, 3, 9, 0))
+    engine.create_group(APP, "n1", "Public", "o5")
+    assert engine.monthly_usage(APP, DECEMBER).peak_groups == 3
+    engine.create_group(APP, "n2", "Public", "o6")
+    december = engine.monthly_usage(APP, DECEMBER)
+    assert (december.peak_groups, december.peak_groups_day) == (4, date(2026, 12, 3))
+    assert engine.usage(APP).groups == 4
+
+    # November, now in the past, still looks back to October's end; October is unchanged
+    november = engine.monthly_usage(APP, NOVEMBER)
+    assert (november.peak_groups, november.peak_groups_day) == (3, date(2026, 11, 1))
+    october = engine.monthly_usage(APP, "2026-10")
+    assert (october.peak_groups, october.peak_groups_day) == (4, date(2026, 10, 10))
+    assert client.hget(keys_of(engine).meter("2026-10"), "groups_end") == "3"
+    assert client.hget(keys_of(engine).meter("2026-12"), "groups_end") == "4"
+
+
+def test_a_month_without_any_history_uses_the_live_count(engine, clock, client):
+    engine.create_group(APP, "g1", "Public", "o")
+    engine.create_group(APP, "g2", "Public", "o")
+    client.delete(keys_of(engine).meter("2026-11"))  # the month's hash is gone
+    clock.set(at(2026, 12, 5, 12, 0))
+    december = engine.monthly_usage(APP, DECEMBER)
+    assert (december.peak_groups, december.peak_groups_day) == (2, date(2026, 12, 1))
+    # a month before any group existed owes nothing
+    assert engine.monthly_usage(APP, "2026-09").peak_groups == 0
+
+
+# -- AV bandwidth ---------------------------------------------------------------------------------
+
+
+def test_bandwidth_keeps_each_days_peak(engine, clock):
+    assert engine.record_bandwidth(APP, "2.5") == Decimal("2.5")
+    assert engine.record_bandwidth(APP, 1) == Decimal("2.5")  # lower, later: still 2.5
+    assert engine.record_bandwidth(APP, Decimal("3.75")) == Decimal("3.75")
+    assert engine.record_bandwidth(APP, "3.750") == Decimal("3.75")
+    assert engine.record_bandwidth(APP, 0.5, at(2026, 11, 25, 8, 0)) == Decimal("0.5")
+    clock.set(at(2026, 11, 27, 8, 0))
+    assert engine.record_bandwidth(APP, "10") == Decimal("10")
+    assert engine.record_bandwidth(APP, "9.99") == Decimal("10")
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert usage.bandwidth == {
+        date(2026, 11, 25): Decimal("0.5"),
+        TODAY: Decimal("3.75"),
+        date(2026, 11, 27): Decimal("10"),
+    }
+
+
+def test_bandwidth_days_follow_beijing_time(engine, clock):
+    clock.set(at(2026, 12, 1, 0, 30))
+    engine.record_bandwidth(APP, "4", datetime(2026, 11, 30, 16, 30, tzinfo=UTC))  # Dec 1
+    engine.record_bandwidth(APP, "6", datetime(2026, 11, 30, 15, 59, tzinfo=UTC))  # Nov 30
+    assert engine.monthly_usage(APP, DECEMBER).bandwidth == {date(2026, 12, 1): Decimal("4")}
+    assert engine.monthly_usage(APP, NOVEMBER).bandwidth == {date(2026, 11, 30): Decimal("6")}
+
+
+@pytest.mark.parametrize(
+    "mbps",
+    [-1, "-0.1", Decimal("-2"), "NaN", float("nan"), "Infinity", float("inf"), True, False, "abc"],
+)
+def test_bad_bandwidth_values_are_refused(engine, mbps):
+    engine.record_bandwidth(APP, "1")
+    with pytest.raises(InvalidRequest) as caught:
+        engine.record_bandwidth(APP, mbps)
+    assert caught.value.field == "mbps"
+    assert engine.monthly_usage(APP, NOVEMBER).bandwidth == {TODAY: Decimal("1")}
+
+
+def test_bandwidth_event_time_is_checked_like_a_logins(engine, clock):
+    with pytest.raises(InvalidRequest) as caught:
+        engine.record_bandwidth(APP, "1", datetime(2026, 11, 26, 12, 0))
+    assert caught.value.field == "at"
+    with pytest.raises(InvalidRequest):
+        engine.record_bandwidth(APP, "1", clock.now() + timedelta(minutes=6))
+    assert engine.monthly_usage(APP, NOVEMBER).bandwidth == {}
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def test_history_cutoff_is_seven_days_unless_extended(engine, clock):
+    now = clock.now()
+    assert engine.history_cutoff(APP) == now - timedelta(days=7)  # trial
+    earlier = now - timedelta(hours=3)
+    assert engine.history_cutoff(APP, earlier) == earlier - timedelta(days=7)
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 20), months=2)
+    assert engine.history_cutoff(APP) == now - timedelta(days=7)
+    engine.add_expansion(APP, "history_extension", date(2026, 11, 20), days=30)
+    assert engine.history_cutoff(APP) == now - timedelta(days=30)
+    engine.add_expansion(APP, "history_extension", date(2026, 11, 22), days=90)
+    assert engine.history_cutoff(APP) == now - timedelta(days=90)  # the longer one wins
+    # the extensions end on December 19 and 21; pro runs to January 19
+    clock.set(at(2026, 12, 21, 12, 0))
+    assert engine.history_cutoff(APP) == clock.now() - timedelta(days=90)
+    clock.set(at(2026, 12, 22, 0, 30))
+    assert engine.history_cutoff(APP) == clock.now() - timedelta(days=7)
+
+
+def test_history_cutoff_checks_its_instant(engine, clock):
+    with pytest.raises(InvalidRequest) as caught:
+        engine.history_cutoff(APP, datetime(2026, 11, 26, 12, 0))
+    assert caught.value.field == "now"
+    with pytest.raises(InvalidRequest):
+        engine.history_cutoff(APP, clock.now() + timedelta(minutes=6))
+
+
+# -- the bill, priced by the engine -------------------------------------------------------------
+
+
+def bill_lines(bill: Any) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+    return [(i.item, i.quantity, i.unit_price, i.amount) for i in bill.items]
+
+
+def test_bill_for_a_month_with_a_peak_of_250001_dau(engine, client):
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
+    engine.add_expansion(APP, "group_members_2000", date(2026, 11, 10))
+    engine.record_login(APP, "a-real-login")
+    # Logging 250,001 users in through record_login would take minutes: for this scale test
+    # only, write the month's metering fields the way record_login.lua leaves them.
+    client.hset(
+        keys_of(engine).meter("2026-11"),
+        mapping={"dau:2026-11-20": 250_001, "peak_dau": 250_001, "peak_dau_day": "2026-11-20"},
+    )
+    bill = engine.bill(APP, "2026-11")
+    # 999 package + 500 expansion + 150,001 over the included 100,000: 2 started blocks
+    assert bill_lines(bill) == [
+        ("package:pro", 1, Decimal(999), Decimal("999.00")),
+        ("expansion:group_members_2000", 1, Decimal(500), Decimal("500.00")),
+        ("dau_overage", 2, Decimal(10000), Decimal("20000.00")),
+    ]
+    assert bill.total == Decimal("21499.00")
+    assert "250001 on 2026-11-20" in bill.items[2].detail
+    answer = bill.as_dict()
+    assert (answer["app_id"], answer["month"], answer["currency"]) == (APP, "2026-11", "CNY")
+    assert answer["total"] == 21499.0
+    # December: nothing bought, nothing measured yet
+    assert engine.bill(APP, "2026-12").total == Decimal("0.00")
+
+
+def test_bill_prices_peak_groups_and_bandwidth_from_the_engines_records(engine, clock, client):
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
+    engine.record_bandwidth(APP, "2.5")  # 3 Mbps-days
+    clock.set(at(2026, 11, 27, 9, 0))
+    engine.record_bandwidth(APP, "0.4")  # 1
+    engine.create_group(APP, "g", "Public", "o")
+    bill = engine.bill(APP, NOVEMBER)
+    assert bill_lines(bill) == [
+        ("package:pro", 1, Decimal(999), Decimal("999.00")),
+        ("av_bandwidth", 4, Decimal(2), Decimal("8.00")),
+    ]  # 1 live group is far below the 100,000 free ones
+    # peak groups above the free 100,000 (scale: written directly, as above)
+    client.hset(keys_of(engine).meter("2026-11"), mapping={"peak_groups": 100_001})
+    assert engine.bill(APP, NOVEMBER).total == Decimal("2007.00")
+
+
+def tiny_catalog() -> Catalog:
+    """The shipped catalog with pro including only 2 DAU and DAU overage billed per user."""
+    data = load_catalog().model_dump(mode="json")
+    data["editions"]["pro"]["price"] = "100"
+    data["editions"]["pro"]["included_dau"] = 2
+    data["metered"]["dau_overage"] = {"price": "7", "block": 1, "rounding": "ceil"}
+    return Catalog.model_validate(data)
+
+
+def test_bill_with_small_numbers_counted_through_record_login(make_custom_engine, clock):
+    engine = make_custom_engine(catalog=tiny_catalog())
+    clock.set(at(2026, 11, 20, 9, 0))
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
+    for _ in range(3):
+        for user in ["u1", "u2", "u3", "u4", "u5"]:
+            engine.record_login(APP, user)
+    clock.set(at(2026, 11, 21, 9, 0))
+    for user in ["u1", "u2", "u3", "u1"]:
+        engine.record_login(APP, user)
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert usage.dau == {date(2026, 11, 20): 5, date(2026, 11, 21): 3}
+    assert (usage.peak_dau, usage.peak_dau_day) == (5, date(2026, 11, 20))
+    bill = engine.bill(APP, NOVEMBER)
+    # peak 5, 2 included: 3 blocks of 1 at 7
+    assert bill_lines(bill) == [
+        ("package:pro", 1, Decimal(100), Decimal("100.00")),
+        ("dau_overage", 3, Decimal(7), Decimal("21.00")),
+    ]
+    assert bill.total == Decimal("121.00")
+    # December (pro runs to December 2): a peak of exactly the included 2 owes nothing
+    clock.set(at(2026, 12, 1, 9, 0))
+    engine.record_login(APP, "u1")
+    engine.record_login(APP, "u2")
+    december = engine.bill(APP, DECEMBER)
+    assert december.items == ()
+    engine.record_login(APP, "u3")
+    assert bill_lines(engine.bill(APP, DECEMBER)) == [
+        ("dau_overage", 1, Decimal(7), Decimal("7.00"))
+    ]
+
+
+def test_a_trial_app_is_billed_nothing_however_busy(engine):
+    for user in ["a", "b", "c"]:
+        engine.record_login(APP, user)
+    engine.record_bandwidth(APP, "50")
+    assert engine.bill(APP, NOVEMBER).items == ()

@@ -1,0 +1,239 @@
+"""Metering races on the real server: OS processes, each with its own connection, record logins,
+create and destroy groups and report bandwidth for one app at once (see ``tests/test_races.py``
+for the harness). Afterwards the counts and peaks are read back and compared with what the
+workers did, which is known exactly.
+
+Each worker's engine gets a fixed clock (the plan carries the instant), so the billing day and
+month do not depend on when the test runs.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis
+
+from limiter import Limiter, Settings
+from limiter.testing import ManualClock
+from tests.conftest import BEIJING, REDIS_URL, real_redis_or_skip
+from tests.test_races import race
+
+pytestmark = pytest.mark.redis
+
+WORKERS = 8
+
+
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
+
+
+def pin(engine: Limiter, instant: datetime) -> None:
+    """Stop the worker's clock at ``instant`` (the engine reads ``core.clock`` on every call)."""
+    engine.core.clock = ManualClock(instant)
+
+
+def forget_app(client: redis.Redis, app: str) -> None:
+    """Delete every key of the app (day sets and month hashes too), then disconnect."""
+    keys = list(client.scan_iter(match=f"limiter:{{{app}}}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def engine_at(instant: datetime) -> Limiter:
+    return Limiter.from_settings(
+        Settings(redis_url=REDIS_URL, cache_seconds=0), clock=ManualClock(instant)
+    )
+
+
+# -- workers (module level, so the spawned processes can import them) ---------------------------
+
+
+def _login_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
+    instant, logins = plan
+    pin(engine, instant)
+    records = []
+    for user, when in logins:
+        result = engine.record_login(app, user, when)
+        records.append((user, result.day, result.counted, result.dau, result.late))
+    return records
+
+
+def _groups_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
+    instant, steps = plan
+    pin(engine, instant)
+    records: list[tuple[Any, ...]] = []
+    for action, group, group_type in steps:
+        if action == "create":
+            created = engine.create_group(app, group, group_type, f"owner-{group}")
+            records.append((action, group, created.members))
+        else:
+            destroyed = engine.destroy_group(app, group)
+            records.append((action, group, destroyed.existed))
+    return records
+
+
+def _bandwidth_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
+    instant, measurements = plan
+    pin(engine, instant)
+    return [(when, mbps, engine.record_bandwidth(app, mbps, when)) for when, mbps in measurements]
+
+
+# -- 1. logins of overlapping users on two days at once ------------------------------------------
+
+
+def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly() -> None:
+    app = "race-dau"
+    client = real_redis_or_skip()
+    # 00:05 on November 27: November 26 is still inside its 10 minute late window
+    instant = at(2026, 11, 27, 0, 5)
+    yesterday, today = date(2026, 11, 26), date(2026, 11, 27)
+    late_evening = at(2026, 11, 26, 23, 58)
+    try:
+        pools = {
+            yesterday: [f"y{i:04d}" for i in range(1500)],
+            today: [f"t{i:04d}" for i in range(1000)],
+        }
+        plans = []
+        for index in range(WORKERS):
+            rng = random.Random(3000 + index)
+            # each worker logs in a random 40% of each pool, some users several times
+            logins = [(u, late_evening) for u in rng.sample(pools[yesterday], 600)]
+            logins += [(u, None) for u in rng.sample(pools[today], 400)]
+            logins += rng.sample(logins, 200)
+            rng.shuffle(logins)
+            plans.append((instant, logins))
+        records = [record for worker in race(_login_job, app, plans) for record in worker]
+        assert len(records) == WORKERS * 1200
+
+        seen = {day: {u for (u, d, *_) in records if d == day} for day in (yesterday, today)}
+        assert 1000 < len(seen[yesterday]) <= 1500
+        assert 600 < len(seen[today]) <= 1000
+        # each user counted exactly once per day, however many workers logged them in
+        for day in (yesterday, today):
+            counted = [u for (u, d, c, *_) in records if d == day and c]
+            assert sorted(counted) == sorted(seen[day])
+        assert not any(late for *_, late in records)
+        for _, day, _, dau, _ in records:
+            assert 1 <= dau <= len(seen[day])
+
+        engine = engine_at(instant)
+        try:
+            keys = engine.core.keys.app(app)
+            for day in (yesterday, today):
+                assert client.smembers(keys.dau(day)) == seen[day]
+            usage = engine.monthly_usage(app, "2026-11")
+            assert usage.dau == {yesterday: len(seen[yesterday]), today: len(seen[today])}
+            assert (usage.peak_dau, usage.peak_dau_day) == (len(seen[yesterday]), yesterday)
+        finally:
+            engine.close()
+    finally:
+        forget_app(client, app)
+
+
+# -- 2. groups created and destroyed by many workers ----------------------------------------------
+
+TYPES = ("Public", "Private", "ChatRoom", "Work", "Meeting")
+
+
+def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
+    app = "race-groups"
+    client = real_redis_or_skip()
+    setup = engine_at(at(2026, 11, 20, 12, 0))
+    try:
+        for n in range(5):
+            setup.create_group(app, f"old{n}", "Public", f"owner-old{n}")
+
+        # November 26: creations only, so the peak is the final count
+        plans = []
+        for index in range(WORKERS):
+            steps = [("create", f"w{index}-g{n:02d}", TYPES[n % len(TYPES)]) for n in range(39)]
+            steps.append(("create", f"w{index}-av", "AVChatRoom"))  # 8 rooms: trial allows 10
+            plans.append((at(2026, 11, 26, 12, 0), steps))
+        records = [record for worker in race(_groups_job, app, plans) for record in worker]
+        assert len(records) == WORKERS * 40
+        assert all(members == 1 for *_, members in records)
+        live = client.hlen(setup.core.keys.app(app).groups)
+        assert live == 5 + WORKERS * 40
+        november = setup.monthly_usage(app, "2026-11")
+        assert (november.peak_groups, november.peak_groups_day) == (live, date(2026, 11, 26))
+        meter = setup.core.keys.app(app).meter
+        assert client.hget(meter("2026-11"), "groups_end") == str(live)
+
+        # December 1, just after midnight: destroys only, so the peak is the count before them
+        plans = []
+        for index in range(WORKERS):
+            steps = [("destroy", f"w{index}-g{n:02d}", "") for n in range(30)]
+            random.Random(4000 + index).shuffle(steps)
+            plans.append((at(2026, 12, 1, 0, 0, 10), steps))
+        records = [record for worker in race(_groups_job, app, plans) for record in worker]
+        assert all(existed for *_, existed in records)
+        remaining = client.hlen(setup.core.keys.app(app).groups)
+        assert remaining == live - WORKERS * 30
+        setup.core.clock = ManualClock(at(2026, 12, 1, 0, 1))
+        december = setup.monthly_usage(app, "2026-12")
+        assert (december.peak_groups, december.peak_groups_day) == (live, date(2026, 12, 1))
+        assert client.hget(meter("2026-12"), "groups_end") == str(remaining)
+
+        # January 5: every worker creates and destroys its own groups in turn; whatever the
+        # interleaving, the peak lies between the month's start count plus one and the start
+        # count plus one group per worker, and the month ends at the live count
+        plans = []
+        for index in range(WORKERS):
+            steps = []
+            for n in range(25):
+                steps += [("create", f"j{index}-{n}", "Public"), ("destroy", f"j{index}-{n}", "")]
+            plans.append((at(2027, 1, 5, 12, 0), steps))
+        race(_groups_job, app, plans)
+        assert client.hlen(setup.core.keys.app(app).groups) == remaining
+        setup.core.clock = ManualClock(at(2027, 1, 5, 12, 1))
+        january = setup.monthly_usage(app, "2027-01")
+        assert remaining + 1 <= january.peak_groups <= remaining + WORKERS
+        assert january.peak_groups_day == date(2027, 1, 5)
+        assert client.hget(meter("2027-01"), "groups_end") == str(remaining)
+        # earlier months are untouched
+        assert setup.monthly_usage(app, "2026-11").peak_groups == live
+        assert setup.monthly_usage(app, "2026-12").peak_groups == live
+    finally:
+        setup.close()
+        forget_app(client, app)
+
+
+# -- 3. bandwidth reported by many workers -------------------------------------------------------
+
+
+def test_concurrent_bandwidth_reports_keep_each_days_maximum() -> None:
+    app = "race-bandwidth"
+    client = real_redis_or_skip()
+    instant = at(2026, 11, 26, 12, 0)
+    earlier = at(2026, 11, 25, 18, 0)
+    try:
+        plans = []
+        for index in range(WORKERS):
+            rng = random.Random(5000 + index)
+            measurements = []
+            for _ in range(150):
+                when = earlier if rng.random() < 0.3 else None
+                measurements.append((when, Decimal(rng.randint(0, 99_999)) / 100))
+            plans.append((instant, measurements))
+        records = [record for worker in race(_bandwidth_job, app, plans) for record in worker]
+        by_day: dict[date, list[Decimal]] = {date(2026, 11, 25): [], date(2026, 11, 26): []}
+        for when, mbps, peak in records:
+            day = date(2026, 11, 25) if when is not None else date(2026, 11, 26)
+            by_day[day].append(mbps)
+            assert peak >= mbps  # the answer is the day's peak so far, never below the input
+        engine = engine_at(instant)
+        try:
+            usage = engine.monthly_usage(app, "2026-11")
+            assert usage.bandwidth == {day: max(values) for day, values in by_day.items()}
+        finally:
+            engine.close()
+        for when, _, peak in records:
+            day = date(2026, 11, 25) if when is not None else date(2026, 11, 26)
+            assert peak <= usage.bandwidth[day]
+    finally:
+        forget_app(client, app)

@@ -1,0 +1,562 @@
+"""Reconcile on both stores, sync and async: the counters are rebuilt exactly from the source of
+truth, the drift report is what a hand count gives, and a bad source changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+
+from limiter import (
+    AsyncLimiter,
+    AsyncStore,
+    InvalidRequest,
+    LimiterError,
+    Outcome,
+    Refused,
+    Settings,
+)
+from limiter.catalog import load_catalog
+from limiter.metering import Month
+from limiter.rebuild import (
+    AccountRecord,
+    CountChange,
+    Drift,
+    FriendRecord,
+    GroupRecord,
+    Rebuild,
+    Record,
+)
+from limiter.results import Usage
+from tests.conftest import APP, BEIJING, Backend
+
+NOVEMBER = Month(2026, 11)
+CATALOG = load_catalog()
+
+
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
+
+
+@pytest.fixture
+def client(backend: Backend) -> Iterator[Any]:
+    plain = backend.sync_client()
+    yield plain
+    plain.close()
+
+
+def app_keys(client: Any) -> list[str]:
+    return sorted(client.scan_iter(match=f"limiter:{{{APP}}}:*", count=1000))
+
+
+def snapshot(client: Any) -> dict[str, Any]:
+    """Every key of the app with its type and whole content."""
+    found: dict[str, Any] = {}
+    for key in app_keys(client):
+        kind = client.type(key)
+        if kind == "set":
+            value: Any = sorted(client.smembers(key))
+        elif kind == "zset":
+            value = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "hash":
+            value = client.hgetall(key)
+        elif kind == "list":
+            value = client.lrange(key, 0, -1)
+        else:
+            value = client.get(key)
+        found[key] = (kind, value)
+    return found
+
+
+def rebuild_keys(client: Any) -> list[str]:
+    return [key for key in app_keys(client) if ":rebuild:" in key]
+
+
+def assert_counts_match(engine: Any, records: Iterable[Record], sample: Iterable[str] = ()):
+    """Every engine count equals what the records say. ``sample``: check only these users
+    (a big source); by default every user the records name."""
+    users: set[str] = set()
+    edges: set[tuple[str, str]] = set()
+    types: dict[str, str] = {}
+    members: defaultdict[str, set[str]] = defaultdict(set)
+    joined: defaultdict[str, set[str]] = defaultdict(set)
+    for record in records:
+        if isinstance(record, AccountRecord):
+            users.add(record.id)
+        elif isinstance(record, FriendRecord):
+            edges.add((record.user, record.friend))
+            if record.both_ways:
+                edges.add((record.friend, record.user))
+        else:
+            group_type = CATALOG.group_type(record.type)
+            types[record.id] = group_type
+            people = ([] if record.owner is None else [record.owner]) + list(record.members)
+            members[record.id].update(people)
+            if CATALOG.group_types[group_type].counts_toward_groups_per_user:
+                for person in people:
+                    joined[person].add(record.id)
+    friends = Counter(a for a, _ in edges)
+    rooms = sum(CATALOG.group_types[t].av_chatroom for t in types.values())
+    assert engine.usage(APP) == Usage(len(users), len(types), rooms)
+    everyone = set(sample) or (
+        users | {p for e in edges for p in e} | {p for m in members.values() for p in m}
+    )
+    for person in sorted(everyone):
+        usage = engine.user_usage(APP, person)
+        assert (usage.registered, usage.friends, usage.groups) == (
+            person in users,
+            friends[person],
+            len(joined[person]),
+        ), person
+    for group, group_type in types.items():
+        usage = engine.group_usage(APP, group)
+        assert usage is not None
+        assert (usage.type, usage.members) == (group_type, len(members[group])), group
+
+
+# -- a small app, counted by hand -----------------------------------------------------------------
+
+
+def build_live_app(engine: Any) -> None:
+    """4 accounts, 5 friend-list entries, groups g1 (Public) g2 (Private) av1 (AVChatRoom)."""
+    engine.register_users(APP, ["a", "b", "c", "d"])
+    engine.add_friends(APP, "a", ["b", "c"])  # a-b, b-a, a-c, c-a
+    engine.add_friends(APP, "d", ["a"], both_ways=False)  # d-a
+    engine.create_group(APP, "g1", "Public", "a", ["b"])
+    engine.create_group(APP, "g2", "Private", "c", ["d"])
+    engine.create_group(APP, "av1", "AVChatRoom", "a", ["b", "c"])
+
+
+SOURCE: list[Record] = [
+    AccountRecord("a"),
+    AccountRecord("b"),
+    AccountRecord("c"),
+    AccountRecord("e"),
+    FriendRecord("a", "b", both_ways=True),
+    FriendRecord("c", "e"),
+    GroupRecord("g1", "Public", ("b", "e"), owner="a"),
+    GroupRecord("g2", "Meeting", ("c",)),  # was Private: retyped to ChatRoom
+    GroupRecord("g3", "Work", (), owner="e"),
+    GroupRecord("av2", "AVChatRoom", ("b",)),
+]
+
+
+def test_the_drift_report_matches_a_hand_count(engine):
+    build_live_app(engine)
+    report = engine.reconcile(APP, SOURCE)
+    assert report.app == APP
+    # accounts: d went, e came
+    assert report.accounts == Drift(before=4, after=4, added=1, removed=1)
+    # friend-list entries: a-b and b-a stay; c-e is new; a-c, c-a, d-a go
+    assert report.friendships == Drift(before=5, after=3, added=1, removed=3)
+    # groups: g1 and g2 stay (g2 retyped), g3 and av2 come, av1 goes
+    assert report.groups == Drift(before=3, after=4, added=2, removed=1)
+    assert report.groups_retyped == 1
+    # memberships: g1:a g1:b g2:c stay; g1:e g3:e av2:b come; g2:d av1:a av1:b av1:c go
+    assert report.memberships == Drift(before=7, after=6, added=3, removed=4)
+    assert report.av_chatrooms == Drift(before=1, after=1, added=1, removed=1)
+    assert report.changes == (
+        CountChange("group", "av1", "group_members", 3, 0),
+        CountChange("group", "av2", "group_members", 0, 1),
+        CountChange("group", "g1", "group_members", 2, 3),
+        CountChange("group", "g2", "group_members", 2, 1),
+        CountChange("group", "g3", "group_members", 0, 1),
+        CountChange("user", "a", "friends", 2, 1),
+        CountChange("user", "d", "friends", 1, 0),
+        CountChange("user", "d", "groups_per_user", 1, 0),
+        CountChange("user", "e", "groups_per_user", 0, 2),
+    )  # c keeps 1 friend (a, now e): its count did not change
+    assert report.changes_total == 9
+    assert report.truncated is False
+    assert report.totals() == {
+        "accounts": 4,
+        "friendships": 3,
+        "groups": 4,
+        "memberships": 6,
+        "av_chatrooms": 1,
+    }
+
+
+def test_every_count_equals_the_source_after_a_reconcile(engine):
+    build_live_app(engine)
+    engine.reconcile(APP, SOURCE)
+    assert_counts_match(engine, SOURCE)
+    assert engine.user_usage(APP, "d").registered is False
+    assert engine.group_usage(APP, "av1") is None
+    assert engine.group_usage(APP, "g2").type == "ChatRoom"
+    assert engine.group_usage(APP, "g3").type == "Private"
+    # a second reconcile of the same source finds no drift at all
+    again = engine.reconcile(APP, SOURCE)
+    for drift in (again.accounts, again.friendships, again.groups, again.memberships):
+        assert (drift.added, drift.removed) == (0, 0)
+    assert (again.groups_retyped, again.changes, again.changes_total) == (0, (), 0)
+
+
+def test_a_group_may_come_in_parts_and_its_owner_is_a_member(engine):
+    engine.register_users(APP, ["x"])
+    engine.create_group(APP, "stage", "AVChatRoom", "x")
+    source = [
+        AccountRecord("x"),
+        GroupRecord("big", "Public", ("m1", "m2"), owner="boss"),
+        GroupRecord("stage", "AVChatRoom", ("x",)),
+        GroupRecord("big", "Public", ("m2", "m3", "boss")),  # the rest; repeats count once
+        GroupRecord("big", "Public"),
+    ]
+    report = engine.reconcile(APP, source)
+    assert report.groups == Drift(1, 2, 1, 0)
+    assert engine.group_usage(APP, "big").members == 4
+    assert engine.user_usage(APP, "boss").groups == 1
+    assert_counts_match(engine, source)
+
+
+def test_decisions_after_a_reconcile_follow_the_new_counts(engine):
+    # live: "freed" has a full list of 20, "crowded" a group with 20 members
+    engine.register_users(APP, ["freed", "filled", *[f"p{i}" for i in range(20)]])
+    engine.add_friends(APP, "freed", [f"p{i}" for i in range(20)])
+    engine.create_group(APP, "crowded", "Public", "freed", [f"p{i}" for i in range(19)])
+    engine.create_group(APP, "roomy", "Public", "filled")
+    engine.create_group(APP, "stage", "AVChatRoom", "filled")
+    assert engine.add_friends(APP, "freed", ["new"]).items[0].outcome is Outcome.REFUSED
+    # the source: "freed" has 19 friends, "filled" 20; crowded has 2 members, roomy 20;
+    # and the app has 100 accounts (the trial's limit)
+    accounts = [f"acct{i:03d}" for i in range(98)] + ["freed", "filled"]
+    source: list[Record] = [AccountRecord(a) for a in accounts]
+    source += [FriendRecord("freed", f"p{i}", both_ways=True) for i in range(19)]
+    source += [FriendRecord("filled", f"q{i}", both_ways=True) for i in range(20)]
+    source.append(GroupRecord("crowded", "Public", ("p0",), owner="freed"))
+    source.append(GroupRecord("roomy", "Public", tuple(f"q{i}" for i in range(19)), "filled"))
+    source.append(GroupRecord("stage", "AVChatRoom", (), owner="filled"))
+    engine.reconcile(APP, source)
+
+    assert engine.add_friends(APP, "freed", ["new"]).added == ("new",)
+    full = engine.add_friends(APP, "filled", ["new2"]).items[0]
+    assert full.outcome is Outcome.REFUSED
+    assert (full.refusal.code, full.refusal.current, full.refusal.maximum) == (30010, 20, 20)
+    assert engine.add_members(APP, "crowded", ["p5"]).size == 3
+    with pytest.raises(Refused) as caught:
+        engine.add_members(APP, "roomy", ["q19"])
+    assert (caught.value.code, caught.value.current, caught.value.maximum) == (10014, 20, 20)
+    refused = engine.register_users(APP, ["one-more"]).items[0]
+    assert refused.outcome is Outcome.REFUSED
+    assert (refused.refusal.code, refused.refusal.current) == (70398, 100)
+
+
+# -- a bad source changes nothing --------------------------------------------------------------
+
+
+BAD_RECORDS = {
+    "empty account id": AccountRecord(""),
+    "account id too long": AccountRecord("x" * 33),
+    "control character in a member": GroupRecord("g", "Public", ("bad\x00id",)),
+    "unknown group type": GroupRecord("g", "Castle"),
+    "self friendship": FriendRecord("a", "a"),
+    "not a record": {"account": "a"},
+    "a group given with two types": GroupRecord("twice", "Private", ("late",)),
+}
+# Big enough that a reconcile loads a first chunk before it reads what follows.
+BIG_GROUP = GroupRecord("twice", "Public", tuple(f"m{i:05d}" for i in range(20_000)))
+
+
+def good_then(client: Any, bad: Any) -> Iterator[Any]:
+    """A big valid start (loaded before the rest is read), then ``bad``, then more."""
+    yield BIG_GROUP
+    for i in range(5000):
+        yield AccountRecord(f"s{i:05d}")
+    for i in range(2, 400):
+        yield FriendRecord("s00001", f"s{i:05d}")
+    assert rebuild_keys(client), "the good start should have been loaded by now"
+    yield bad
+    for i in range(100):
+        yield AccountRecord(f"t{i:05d}")
+
+
+@pytest.mark.parametrize("bad", list(BAD_RECORDS.values()), ids=list(BAD_RECORDS))
+def test_a_bad_record_mid_stream_changes_nothing(engine, client, bad):
+    build_live_app(engine)
+    before = snapshot(client)
+    with pytest.raises(InvalidRequest):
+        engine.reconcile(APP, good_then(client, bad))
+    assert snapshot(client) == before
+    assert rebuild_keys(client) == []
+    assert [entry.action for entry in engine.audit(APP)] == []
+
+
+def test_a_failing_source_iterator_changes_nothing(engine, client):
+    build_live_app(engine)
+    before = snapshot(client)
+
+    def source() -> Iterator[Record]:
+        yield BIG_GROUP
+        for i in range(6000):
+            yield AccountRecord(f"s{i:05d}")
+        raise InvalidRequest("line 6002", "not JSON")
+
+    with pytest.raises(InvalidRequest):
+        engine.reconcile(APP, source())
+    assert snapshot(client) == before
+    assert rebuild_keys(client) == []
+
+
+def test_rebuild_keys_lost_mid_stream_are_not_swapped_in(engine, client):
+    """The rebuild keys carry a TTL (for rebuilds that never finish), so Redis may drop them
+    while a slow source is still being read, or evict them under a ``volatile-*`` policy.
+    The reconcile must then fail and leave the live state alone, not swap in a part of the
+    source as if it were all of it."""
+    build_live_app(engine)
+    before = snapshot(client)
+
+    def source() -> Iterator[Record]:
+        yield BIG_GROUP
+        for i in range(5000):
+            yield AccountRecord(f"s{i:05d}")
+        loaded = rebuild_keys(client)
+        assert loaded, "the start should have been loaded by now"
+        client.delete(*loaded)  # the source stalled past the TTL: Redis dropped them
+        yield from SOURCE
+
+    try:
+        engine.reconcile(APP, source())
+    except LimiterError:
+        assert snapshot(client) == before
+        assert rebuild_keys(client) == []
+    else:
+        # had it gone through, the whole source would have to be live
+        assert engine.usage(APP).users == 5004
+        assert engine.group_usage(APP, "twice") is not None
+
+
+def test_a_retype_between_av_room_and_group_moves_its_counts(engine):
+    engine.register_users(APP, ["o", "m"])
+    engine.create_group(APP, "x", "AVChatRoom", "o", ["m"])
+    engine.create_group(APP, "y", "Public", "o", ["m"])
+    source: list[Record] = [AccountRecord("o"), AccountRecord("m")]
+    source += [GroupRecord("x", "Public", ("m",), "o"), GroupRecord("y", "AVChatRoom", ("m",))]
+    report = engine.reconcile(APP, source)
+    assert report.groups == Drift(2, 2, 0, 0)
+    assert report.groups_retyped == 2
+    assert report.av_chatrooms == Drift(1, 1, 1, 1)
+    assert report.memberships == Drift(4, 3, 0, 1)  # y:o went
+    # o: Public y (counted) became an AV room, AV room x became Public: still 1 group; m same
+    assert report.changes == (CountChange("group", "y", "group_members", 2, 1),)
+    assert_counts_match(engine, source)
+
+
+# -- big sources: chunked loads and chunked comparisons ---------------------------------------
+
+
+N = 8000  # more than 5000 records and 20,000 entries a source; 16,000 friend-list entries
+ONE_WAY = 500  # peers whose side of the friendship the second source drops
+PEOPLE = [f"u{i:05d}" for i in range(N + 100)]
+
+
+def big_source_a() -> list[Record]:
+    records: list[Record] = [AccountRecord(p) for p in PEOPLE[:N]]
+    records += [FriendRecord("hub", p, both_ways=True) for p in PEOPLE[:N]]
+    records.append(GroupRecord("mega", "Public", tuple(PEOPLE[:N]), owner="hub"))
+    records.append(GroupRecord("stage", "AVChatRoom", (), owner=PEOPLE[0]))
+    return records
+
+
+def big_source_b() -> list[Record]:
+    records: list[Record] = [AccountRecord(p) for p in PEOPLE[100 : N + 100]]
+    # mega in two parts, far apart in the stream
+    records.append(GroupRecord("mega", "Public", tuple(PEOPLE[1:3000]), owner="hub"))
+    records += [FriendRecord("hub", p, both_ways=True) for p in PEOPLE[: N - ONE_WAY]]
+    records += [FriendRecord("hub", p) for p in PEOPLE[N - ONE_WAY : N]]  # one way only now
+    records.append(GroupRecord("mega", "Public", tuple(PEOPLE[3000 : N + 1])))
+    records.append(GroupRecord("stage", "AVChatRoom", (), owner=PEOPLE[0]))
+    return records
+
+
+def test_big_sources_load_and_compare_in_chunks(engine, monkeypatch):
+    loads: list[int] = []
+    load = Rebuild.load
+
+    def counting_load(self: Rebuild, records: Any) -> Any:
+        loads.append(len(records))
+        return load(self, records)
+
+    monkeypatch.setattr(Rebuild, "load", counting_load)
+    # the app was in use before its first reconcile
+    engine.register_users(APP, [PEOPLE[0]])
+    engine.create_group(APP, "stage", "AVChatRoom", PEOPLE[0])
+
+    source = big_source_a()
+    first = engine.reconcile(APP, iter(source))
+    assert len([size for size in loads if size]) >= 2  # several loads
+    assert sum(loads) == len(source)
+    assert first.accounts == Drift(1, N, N - 1, 0)
+    assert first.friendships == Drift(0, 2 * N, 2 * N, 0)
+    assert first.groups == Drift(1, 2, 1, 0)
+    assert first.memberships == Drift(1, N + 2, N + 1, 0)
+    assert first.av_chatrooms == Drift(1, 1, 0, 0)
+    # friends: hub and each of the N; groups_per_user: the same N + 1; members: mega
+    assert first.changes_total == 2 * (N + 1) + 1
+    assert first.truncated is True
+    assert len(first.changes) == 1000
+
+    loads.clear()
+    source = big_source_b()
+    second = engine.reconcile(APP, iter(source))
+    assert len([size for size in loads if size]) >= 2
+    assert sum(loads) == len(source)
+    assert second.accounts == Drift(N, N, 100, 100)
+    # hub keeps N entries; ONE_WAY peers lose theirs
+    assert second.friendships == Drift(2 * N, 2 * N - ONE_WAY, 0, ONE_WAY)
+    assert second.groups == Drift(2, 2, 0, 0)
+    assert second.memberships == Drift(N + 2, N + 2, 1, 1)  # u00000 left mega, u08000 came
+    assert second.changes_total == ONE_WAY + 2
+    assert second.truncated is False
+    first_one_way = PEOPLE[N - ONE_WAY]
+    assert second.changes[0] == CountChange("user", "u00000", "groups_per_user", 1, 0)
+    assert second.changes[1] == CountChange("user", first_one_way, "friends", 1, 0)
+    assert second.changes[ONE_WAY] == CountChange("user", PEOPLE[N - 1], "friends", 1, 0)
+    assert second.changes[-1] == CountChange("user", PEOPLE[N], "groups_per_user", 0, 1)
+
+    sample = ["hub", "u00000", "u00050", "u04999", "u05000", PEOPLE[N - ONE_WAY - 1]]
+    sample += [first_one_way, PEOPLE[N]]
+    assert_counts_match(engine, source, sample=sample)
+    assert engine.user_usage(APP, "hub").friends == N
+    assert engine.group_usage(APP, "mega").members == N + 1
+
+
+def test_the_listed_changes_are_the_first_in_order_when_truncated(engine):
+    """More than 1000 count changes: the report lists the first 1000 in its own order
+    (scope, id, limit), so a group's change sorts before any user's."""
+    engine.register_users(APP, ["x"])
+    engine.create_group(APP, "stage", "AVChatRoom", "x")
+    source: list[Record] = [AccountRecord("x"), GroupRecord("stage", "AVChatRoom", (), "x")]
+    source += [FriendRecord(f"u{i:04d}", "x") for i in range(1001)]
+    source.append(GroupRecord("club", "Public", ("zz",)))
+    report = engine.reconcile(APP, source)
+    # friends: 1001 users; groups_per_user: zz; group_members: club
+    assert report.changes_total == 1003
+    assert report.truncated is True
+    expected = sorted(report.changes, key=lambda c: (c.scope, c.id, c.count))
+    assert list(report.changes) == expected
+    assert report.changes[0] == CountChange("group", "club", "group_members", 0, 1)
+    assert report.changes[-1] == CountChange("user", "u0998", "friends", 0, 1)
+
+
+# -- empty sources, new apps, the plan, the audit and the month's peaks ------------------------
+
+
+def test_an_empty_source_empties_the_app_but_keeps_its_plan(engine, client):
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 20))
+    engine.set_override(APP, "friends", 40, user="a")
+    build_live_app(engine)
+    plan = engine.plan(APP)
+    report = engine.reconcile(APP, [])
+    assert report.totals() == dict.fromkeys(report.totals(), 0)
+    assert report.accounts == Drift(4, 0, 0, 4)
+    assert report.groups == Drift(3, 0, 0, 3)
+    assert engine.usage(APP) == Usage(0, 0, 0)
+    assert engine.user_usage(APP, "a").friends == 0
+    assert engine.group_usage(APP, "g1") is None
+    assert engine.plan(APP) == plan
+    assert engine.limits(APP).for_user("a", "friends").value == 40
+    keys = engine.core.keys.app(APP)
+    assert [key for key in keys.relations() if client.exists(key)] == []
+    assert client.exists(keys.plan) == 1
+
+
+def test_the_first_reconcile_of_a_new_app(engine):
+    """A new app (no keys at all yet) and a source without AV chat rooms."""
+    source = [AccountRecord("a"), AccountRecord("b"), FriendRecord("a", "b", both_ways=True)]
+    source.append(GroupRecord("g", "Public", ("b",), owner="a"))
+    report = engine.reconcile(APP, source)
+    assert report.accounts == Drift(0, 2, 2, 0)
+    assert report.friendships == Drift(0, 2, 2, 0)
+    assert report.av_chatrooms == Drift(0, 0, 0, 0)
+    assert_counts_match(engine, source)
+
+
+def test_live_keys_keep_no_expiry_and_no_rebuild_keys_stay(engine, client):
+    build_live_app(engine)
+    engine.reconcile(APP, SOURCE)
+    keys = engine.core.keys.app(APP)
+    assert {key: client.ttl(key) for key in keys.relations()} == dict.fromkeys(keys.relations(), -1)
+    assert rebuild_keys(client) == []
+
+
+def test_a_reconcile_is_audited_with_its_counts(engine, clock):
+    build_live_app(engine)
+    engine.reconcile(APP, SOURCE, actor="ops@example")
+    (entry,) = engine.audit(APP)
+    assert (entry.at, entry.actor, entry.action, entry.field) == (
+        clock.now(),
+        "ops@example",
+        "reconcile",
+        "counters",
+    )
+    assert entry.before == {
+        "accounts": 4,
+        "friendships": 5,
+        "groups": 3,
+        "memberships": 7,
+        "av_chatrooms": 1,
+    }
+    assert entry.after == {
+        "accounts": 4,
+        "friendships": 3,
+        "groups": 4,
+        "memberships": 6,
+        "av_chatrooms": 1,
+    }
+    engine.reconcile(APP, [])
+    assert [(e.actor, e.after["groups"]) for e in engine.audit(APP)] == [
+        ("python", 0),
+        ("ops@example", 4),
+    ]
+
+
+def test_a_reconcile_updates_the_months_peak_groups(engine, clock):
+    clock.set(at(2026, 11, 20, 10, 0))
+    build_live_app(engine)  # 3 groups
+    clock.set(at(2026, 11, 26, 12, 0))
+    engine.reconcile(APP, SOURCE)  # 4 groups
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert (usage.peak_groups, usage.peak_groups_day) == (4, date(2026, 11, 26))
+    clock.set(at(2026, 11, 28, 12, 0))
+    engine.reconcile(APP, [AccountRecord("a"), GroupRecord("stage", "AVChatRoom", (), "a")])
+    usage = engine.monthly_usage(APP, NOVEMBER)
+    assert (usage.peak_groups, usage.peak_groups_day) == (4, date(2026, 11, 26))
+    # December opens with a reconcile that drops the last group: its peak is the 1 before
+    clock.set(at(2026, 12, 1, 0, 0, 5))
+    engine.reconcile(APP, [])
+    december = engine.monthly_usage(APP, "2026-12")
+    assert (december.peak_groups, december.peak_groups_day) == (1, date(2026, 12, 1))
+    assert engine.usage(APP).groups == 0
+
+
+# -- the async engine reads an async source ----------------------------------------------------
+
+
+def test_the_async_engine_reads_an_async_iterable(backend: Backend, clock):
+    async def source() -> AsyncIterator[Record]:
+        for i in range(5500):
+            yield AccountRecord(f"a{i:05d}")
+        yield GroupRecord("stage", "AVChatRoom", (), owner="a00000")
+
+    async def run() -> Any:
+        engine = AsyncLimiter(
+            AsyncStore(backend.async_client()),
+            settings=Settings(redis_url="memory://unused", cache_seconds=0),
+            clock=clock,
+        )
+        try:
+            await engine.register_users(APP, ["a00000"])
+            await engine.create_group(APP, "stage", "AVChatRoom", "a00000")
+            report = await engine.reconcile(APP, source())
+            return report, await engine.usage(APP)
+        finally:
+            await engine.aclose()
+
+    report, usage = asyncio.run(run())
+    assert report.accounts == Drift(1, 5500, 5499, 0)
+    assert usage == Usage(5500, 1, 1)
