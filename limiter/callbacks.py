@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from limiter.errors import InvalidRequest, LimiterError, StoreUnavailable
 from limiter.fastapi import get_limiter
 from limiter.keys import check_app_id
-from limiter.settings import Settings
+from limiter.settings import Settings, load_settings
 
 log = logging.getLogger("limiter.callbacks")
 
@@ -64,8 +64,7 @@ def callback_router(settings: Settings | None = None, *, token: str | None = Non
     router logs once that callbacks are unauthenticated.
     """
     if token is None:
-        settings = settings if settings is not None else Settings()
-        secret = settings.callback_token
+        secret = load_settings(settings).callback_token
         token = None if secret is None else secret.get_secret_value()
     if not token:
         log.warning("LIMITER_CALLBACK_TOKEN is not set: IM callbacks are not authenticated")

@@ -40,7 +40,7 @@ from limiter.errors import (
 from limiter.keys import AppKeys, KeyLayout, check_entity_id
 from limiter.limits import EffectiveLimits, Limit, Status, edition_state, resolve
 from limiter.metering import LoginRecorded, Month, MonthlyUsage
-from limiter.periods import consecutive_periods, day_end, local_date
+from limiter.periods import Period, consecutive_periods, day_end, local_date
 from limiter.plan import (
     EDITION_FIELD,
     ExpansionGrant,
@@ -730,7 +730,7 @@ class Core:
             raise InvalidRequest("purchased_on", f"edition {edition!r} is paid: give its date")
         if not spec.paid and purchased_on is not None:
             raise InvalidRequest("purchased_on", f"edition {edition!r} is free: it has no date")
-        periods = () if purchased_on is None else consecutive_periods(purchased_on, months)
+        periods = () if purchased_on is None else _periods(purchased_on, months, "purchased_on")
         purchases = () if purchased_on is None else (Purchase(purchased_on, months),)
         self.keys.app(app)
 
@@ -762,7 +762,7 @@ class Core:
                     start = state.period.ends_on + timedelta(days=1)
                 else:
                     start = local_date(now, self.tz)
-                periods = plan.periods + consecutive_periods(start, months)
+                periods = plan.periods + _periods(start, months, "months")
                 purchases = (*plan.purchases, Purchase(local_date(now, self.tz), months))
                 value = edition_field_value(plan.edition, periods, purchases)
                 change = ("renew", actor)
@@ -797,7 +797,7 @@ class Core:
         elif days is not None:
             raise InvalidRequest("days", f"{kind} takes no days")
         grant = ExpansionGrant(
-            secrets.token_hex(8), kind, consecutive_periods(purchased_on, months), days
+            secrets.token_hex(8), kind, _periods(purchased_on, months, "purchased_on"), days
         )
 
         def run() -> Op[ExpansionGrant]:
@@ -1192,6 +1192,13 @@ def _switch(value: bool | str, field: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
         return value.lower() in ("true", "1")
     raise InvalidRequest(field, f"must be true or false, not {value!r}")
+
+
+def _periods(start: date, months: int, field: str) -> tuple[Period, ...]:
+    try:
+        return consecutive_periods(start, months)
+    except (ValueError, OverflowError):  # past 9999-12-31
+        raise InvalidRequest(field, "the periods would end after 9999-12-31") from None
 
 
 def _check_months(months: int) -> None:

@@ -13,13 +13,11 @@ from decimal import Decimal
 from time import perf_counter
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from limiter.billing import Bill
 from limiter.catalog import Catalog, load_catalog
 from limiter.clock import Clock, SystemClock
 from limiter.core import DEFAULT_ACTOR, Core, Op, Reservation
-from limiter.errors import ConfigurationError, StoreUnavailable
+from limiter.errors import StoreUnavailable
 from limiter.limits import EffectiveLimits
 from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
@@ -36,21 +34,14 @@ from limiter.results import (
     Usage,
     UserUsage,
 )
-from limiter.settings import Settings
+from limiter.settings import Settings, load_settings
 from limiter.store import AsyncStore, SyncStore, async_client, sync_client
 
 T = TypeVar("T")
 
 
 def _core(settings: Settings | None, catalog: Catalog | None, clock: Clock | None) -> Core:
-    try:
-        settings = settings if settings is not None else Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"LIMITER_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigurationError(f"settings: {problems}") from exc
+    settings = load_settings(settings)
     if catalog is None:
         catalog = load_catalog(settings.catalog_path)
     return Core(settings, catalog, clock if clock is not None else SystemClock())

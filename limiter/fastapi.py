@@ -296,9 +296,18 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _problem(status: int, title: str, detail: str, **fields: Any) -> JSONResponse:
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **fields: Any,
+) -> JSONResponse:
+    """An ``application/problem+json`` answer (RFC 9457) with extra ``fields``; a 503 says
+    ``Retry-After``."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **fields}
-    headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 503:
+        headers = {"Retry-After": "1", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -307,20 +316,22 @@ async def limiter_exception_handler(request: Request, exc: Exception) -> JSONRes
     fields, an outage 503, bad input 422 naming the field, a missing group 404, a conflict 409."""
     if isinstance(exc, Refused):
         also = [other.as_dict() for other in exc.also]
-        return _problem(403, "Limit reached", str(exc), **exc.refusal.as_dict(), also=also)
+        return problem_response(403, "Limit reached", str(exc), **exc.refusal.as_dict(), also=also)
     if isinstance(exc, StoreUnavailable):
-        return _problem(503, "Limit store unavailable", "the limit store did not answer; retry")
+        return problem_response(
+            503, "Limit store unavailable", "the limit store did not answer; retry"
+        )
     if isinstance(exc, InvalidRequest):
-        return _problem(422, "Invalid request", str(exc), field=exc.field)
+        return problem_response(422, "Invalid request", str(exc), field=exc.field)
     if isinstance(exc, GroupNotFound):
-        return _problem(404, "Group not found", str(exc), code=exc.code)
+        return problem_response(404, "Group not found", str(exc), code=exc.code)
     if isinstance(exc, GroupExists):
-        return _problem(409, "Group exists", str(exc), code=exc.code)
+        return problem_response(409, "Group exists", str(exc), code=exc.code)
     if isinstance(exc, PlanConflict):
-        return _problem(409, "Plan conflict", str(exc))
+        return problem_response(409, "Plan conflict", str(exc))
     if isinstance(exc, ConfigurationError):
-        return _problem(500, "Limiter misconfigured", str(exc))
-    return _problem(400, "Limiter error", str(exc))
+        return problem_response(500, "Limiter misconfigured", str(exc))
+    return problem_response(400, "Limiter error", str(exc))
 
 
 def install_exception_handler(app: FastAPI) -> None:

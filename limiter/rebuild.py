@@ -204,17 +204,24 @@ def parse_document(data: object) -> Iterator[Record]:
     return document.records()
 
 
+def parse_line(line: str | bytes, number: int) -> Record | None:
+    """The record of NDJSON line ``number`` (None for a blank line); errors name the line."""
+    if not line.strip():
+        return None
+    try:
+        return SourceLine.model_validate(json.loads(line)).record()
+    except ValidationError as exc:
+        raise _invalid(exc, f"line {number}") from None
+    except ValueError as exc:  # bad JSON, or not exactly one field
+        raise InvalidRequest(f"line {number}", str(exc)) from None
+
+
 def parse_lines(lines: Iterable[str | bytes]) -> Iterator[Record]:
     """The records of NDJSON lines (blank lines skipped); errors name the line."""
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield SourceLine.model_validate(json.loads(line)).record()
-        except ValidationError as exc:
-            raise _invalid(exc, f"line {number}") from None
-        except ValueError as exc:  # bad JSON, or not exactly one field
-            raise InvalidRequest(f"line {number}", str(exc)) from None
+        record = parse_line(line, number)
+        if record is not None:
+            yield record
 
 
 # -- the rebuild -----------------------------------------------------------------------------

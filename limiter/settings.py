@@ -6,12 +6,15 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from limiter.catalog import LimitName
+from limiter.errors import ConfigurationError
 
 Mode = Literal["enforce", "shadow"]
+# Shortest admin token accepted: an empty or short one would be guessable.
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -79,8 +82,11 @@ class Settings(BaseSettings):
     @classmethod
     def _usable_tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
         for name, token in value.items():
-            if not name or len(token.get_secret_value()) < 16:
-                raise ValueError(f"token {name!r}: names must be non-empty, tokens >= 16 chars")
+            if not name or len(token.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
+                raise ValueError(
+                    f"token {name!r}: names must be non-empty, tokens at least "
+                    f"{MIN_ADMIN_TOKEN_LENGTH} characters"
+                )
         return value
 
     def mode(self, limit: str) -> Mode:
@@ -88,3 +94,18 @@ class Settings(BaseSettings):
             if name == limit:
                 return mode
         return "enforce"
+
+
+def load_settings(settings: Settings | None = None) -> Settings:
+    """``settings``, or the ``LIMITER_*`` environment read now; a bad value raises
+    :class:`ConfigurationError` naming the variable."""
+    if settings is not None:
+        return settings
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"LIMITER_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"settings: {problems}") from exc
