@@ -6,7 +6,6 @@ calls the engine on ``app.state.limiter``; it never touches Redis itself.
 """
 
 import hmac
-import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from datetime import date, datetime
@@ -20,13 +19,14 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from limiter.catalog import LimitName
 from limiter.core import MAX_MONTHS
 from limiter.engine import AsyncLimiter
-from limiter.errors import ConfigurationError, InvalidRequest, LimiterError, Scope
+from limiter.errors import ConfigurationError, LimiterError, Scope
 from limiter.fastapi import (
     PROBLEM_JSON,
     get_limiter,
     limiter_exception_handler,
     problem_response,
 )
+from limiter.jsontext import parse_json
 from limiter.limits import APP_LIMITS, Status, resolve
 from limiter.metering import Month
 from limiter.periods import local_date
@@ -706,11 +706,7 @@ def admin_router(
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         records: Iterator[Record] | AsyncIterator[Record]
         if media_type == "application/json":
-            try:
-                document = json.loads(await request.body())
-            except ValueError:
-                raise InvalidRequest("body", "is not valid JSON") from None
-            records = parse_document(document)
+            records = parse_document(parse_json(await request.body(), "body"))
         elif media_type == NDJSON:
             records = _streamed_records(request.stream())
         else:
@@ -728,16 +724,7 @@ def admin_router(
         app_id: str, engine: Engine, query: Annotated[MonthQuery, Query()]
     ) -> MonthlyUsageView:
         usage = await engine.monthly_usage(app_id, _month(engine, query.month))
-        return MonthlyUsageView(
-            app_id=app_id,
-            month=str(usage.month),
-            dau=[DayUsers(day=day, users=users) for day, users in usage.dau.items()],
-            peak_dau=PeakDau(users=usage.peak_dau, day=usage.peak_dau_day),
-            peak_groups=PeakGroups(groups=usage.peak_groups, day=usage.peak_groups_day),
-            bandwidth=[
-                DayBandwidth(day=day, mbps=float(mbps)) for day, mbps in usage.bandwidth.items()
-            ],
-        )
+        return MonthlyUsageView.model_validate(usage.as_dict())
 
     @router.get("/apps/{app_id}/bill", summary="A month's bill", response_model=BillView)
     async def bill(app_id: str, engine: Engine, query: Annotated[MonthQuery, Query()]) -> BillView:

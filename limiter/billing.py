@@ -1,20 +1,23 @@
 """One app's bill for one month: prepaid purchases of the month plus the month's metered usage.
 
-Pure: prices a :class:`~limiter.plan.PlanState` and a :class:`~limiter.metering.MonthlyUsage`.
+Pure: prices a :class:`~limiter.plan.PlanState` and a :class:`~limiter.metering.MonthlyUsage`;
+:func:`billed_plan` first rebuilds, from the app's purchase ledger, the plan as it stood for the
+month billed, so later changes (a new edition, a removed expansion) never rewrite it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from limiter.catalog import Catalog, Edition, Metered
 from limiter.metering import Month, MonthlyUsage
 from limiter.periods import Period
-from limiter.plan import ExpansionGrant, PlanState
+from limiter.plan import ExpansionGrant, LedgerEntry, PlanState, Purchase
 
 CENT = Decimal("0.01")
 
@@ -59,6 +62,46 @@ class Bill:
             "items": [item.as_dict() for item in self.items],
             "total": float(self.total),
         }
+
+
+def billed_plan(current: PlanState, ledger: Sequence[LedgerEntry], month: Month) -> PlanState:
+    """The plan a bill of ``month`` prices: every purchase and expansion the ledger recorded,
+    and the paid days each edition change left in effect (a change on day D replaces the paid
+    days from D on). The edition is the paid one in effect or bought that month, else the
+    current one. An app with no ledger (set up before it existed) is billed on ``current``."""
+    if not ledger:
+        return current
+    paid: list[tuple[str, Period]] = []
+    purchases: list[tuple[str, Purchase]] = []
+    grants: dict[str, ExpansionGrant] = {}
+    for entry in ledger:
+        if entry.event == "edition":
+            paid = [(e, cut) for e, p in paid if (cut := _until(p, entry.on)) is not None]
+        if entry.event in ("edition", "renewal") and entry.edition is not None:
+            paid += [(entry.edition, period) for period in entry.periods]
+            if entry.purchase is not None:
+                purchases.append((entry.edition, entry.purchase))
+        elif entry.event == "expansion" and entry.grant is not None:
+            grants[entry.grant.id] = entry.grant
+        elif entry.event == "removal" and entry.removed in grants:
+            grant = grants[entry.removed]
+            grants[entry.removed] = replace(grant, ended_on=entry.on - timedelta(days=1))
+    in_month = [e for e, p in paid if _overlaps(p, month)]
+    in_month += [e for e, p in purchases if month.contains(p.purchased_on)]
+    edition = in_month[0] if in_month else current.edition
+    return PlanState(
+        edition,
+        periods=tuple(p for e, p in paid if e == edition),
+        purchases=tuple(p for e, p in purchases if e == edition),
+        expansions=tuple(grants.values()),
+    )
+
+
+def _until(period: Period, day: date) -> Period | None:
+    """The part of ``period`` before ``day``."""
+    if period.starts_on >= day:
+        return None
+    return Period(period.starts_on, min(period.ends_on, day - timedelta(days=1)))
 
 
 def compute_bill(catalog: Catalog, plan: PlanState, usage: MonthlyUsage) -> Bill:
@@ -164,7 +207,7 @@ def _settled_expansions(catalog: Catalog, plan: PlanState, usage: MonthlyUsage) 
             grant
             for grant in plan.expansions
             if grant.kind == kind
-            and any(_overlaps(period, usage.month) for period in grant.periods)
+            and any(_overlaps(period, usage.month) for period in grant.in_effect())
         ]
         if not active:
             continue
@@ -198,7 +241,7 @@ def _bandwidth(metered: Metered, usage: MonthlyUsage) -> list[BillItem]:
     unit = "Mbps" if metered.block == 1 else f"{metered.block} Mbps"
     how = "in exact" if metered.rounding == "pro_rata" else "rounded up to started"
     detail = (
-        f"{_number(quantity)} Mbps-days over {_count(billed_days, 'day')}: each day's peak "
+        f"{plain_number(quantity)} Mbps-days over {_count(billed_days, 'day')}: each day's peak "
         f"bandwidth {how} blocks of {unit}"
     )
     return [_item("av_bandwidth", quantity, metered.price, detail)]
@@ -224,9 +267,9 @@ def _blocks(over: Decimal, block: int, rounding: str) -> Decimal:
 
 def _blocks_text(quantity: Decimal, block: int, rounding: str) -> str:
     if rounding == "pro_rata":
-        return f"{_number(quantity)} blocks of {block} (pro rata)"
+        return f"{plain_number(quantity)} blocks of {block} (pro rata)"
     started = "started block" if quantity == 1 else "started blocks"
-    return f"{_number(quantity)} {started} of {block}"
+    return f"{plain_number(quantity)} {started} of {block}"
 
 
 def _overlaps(period: Period, month: Month) -> bool:
@@ -241,7 +284,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _number(value: Decimal) -> str:
+def plain_number(value: Decimal) -> str:
     """A quantity without exponent or trailing zeros: 2, 0.5, 1.50001."""
     text = f"{value:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from pydantic import BaseModel
 
 from limiter.errors import InvalidRequest, LimiterError, StoreUnavailable
 from limiter.fastapi import get_limiter
+from limiter.jsontext import parse_json
 from limiter.keys import check_app_id
 from limiter.settings import Settings, load_settings
 
@@ -113,15 +113,13 @@ def _check_signature(
     now = get_limiter(request).core.clock.now()
     if abs(now - sent_at) > SIGNATURE_WINDOW:
         raise InvalidRequest("RequestTime", "is more than 60 s away from now")
-    if not hmac.compare_digest(sign.lower(), expected_sign(token, request_time)):
+    expected = expected_sign(token, request_time).encode()
+    if not hmac.compare_digest(sign.lower().encode("utf-8", "replace"), expected):
         raise InvalidRequest("Sign", "does not match")
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise InvalidRequest("body", "is not valid JSON") from None
+    body = parse_json(await request.body(), "body")
     if not isinstance(body, dict):
         raise InvalidRequest("body", "must be a JSON object")
     return body

@@ -19,10 +19,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, BinaryIO
 
-from limiter.billing import Bill
+from limiter.billing import Bill, plain_number
 from limiter.engine import Limiter
 from limiter.errors import InvalidRequest, LimiterError
-from limiter.metering import Month, MonthlyUsage
+from limiter.metering import Month
 from limiter.periods import local_date
 from limiter.rebuild import ReconcileReport, Record, parse_document, parse_lines, report_as_dict
 from limiter.results import AuditEntry, OverLimit
@@ -82,7 +82,7 @@ def run_usage(context: Context) -> int:
     month = _month(args.month, today)
     usage = limiter.monthly_usage(args.app, month)
     if args.json:
-        _print_json(usage_as_dict(usage))
+        _print_json(usage.as_dict())
         return 0
     days = [day for day in month.days() if day <= today]
     bandwidth_peak = max(usage.bandwidth.items(), key=lambda item: item[1], default=None)
@@ -95,7 +95,7 @@ def run_usage(context: Context) -> int:
             f"{len(usage.bandwidth)}",
             ""
             if bandwidth_peak is None
-            else f"highest {_plain(bandwidth_peak[1])} Mbps on {bandwidth_peak[0]}",
+            else f"highest {plain_number(bandwidth_peak[1])} Mbps on {bandwidth_peak[0]}",
         ),
     ]
     print(f"app {usage.app}: usage of {month} in {limiter.settings.timezone}, as of {today}")
@@ -109,20 +109,6 @@ def run_usage(context: Context) -> int:
     for line in dau_chart(usage.dau, days, shutil.get_terminal_size().columns):
         print(line)
     return 0
-
-
-def usage_as_dict(usage: MonthlyUsage) -> dict[str, Any]:
-    """The month's metering as JSON-ready values (bandwidth in Mbps as numbers)."""
-    return {
-        "app_id": usage.app,
-        "month": str(usage.month),
-        "dau": {day.isoformat(): count for day, count in usage.dau.items()},
-        "peak_dau": usage.peak_dau,
-        "peak_dau_day": _iso(usage.peak_dau_day),
-        "peak_groups": usage.peak_groups,
-        "peak_groups_day": _iso(usage.peak_groups_day),
-        "bandwidth": {day.isoformat(): float(mbps) for day, mbps in usage.bandwidth.items()},
-    }
 
 
 def dau_chart(dau: Mapping[date, int], days: Sequence[date], columns: int) -> list[str]:
@@ -167,7 +153,7 @@ def _print_bill(bill: Bill) -> None:
     rows = [
         (
             item.item,
-            _plain(item.quantity),
+            plain_number(item.quantity),
             _money(item.unit_price),
             _money(item.amount),
             item.detail,
@@ -446,22 +432,12 @@ def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _plain(value: Decimal) -> str:
-    """A decimal without exponent or trailing zeros: 2, 0.5, 12.5."""
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _money(amount: Decimal) -> str:
     return f"{amount:,.2f}"
 
 
 def _on(day: date | None) -> str:
     return "" if day is None else f"on {day}"
-
-
-def _iso(day: date | None) -> str | None:
-    return None if day is None else day.isoformat()
 
 
 if __name__ == "__main__":

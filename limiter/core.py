@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from limiter.billing import Bill, compute_bill
+from limiter.billing import Bill, billed_plan, compute_bill
 from limiter.catalog import LIMIT_NAMES, Catalog
 from limiter.clock import Clock
 from limiter.errors import (
@@ -44,13 +44,16 @@ from limiter.periods import Period, consecutive_periods, day_end, local_date
 from limiter.plan import (
     EDITION_FIELD,
     ExpansionGrant,
+    LedgerEntry,
     Override,
     PlanState,
     Purchase,
     decode,
+    decode_ledger,
     edition_field_value,
     expansion_field,
     expansion_field_value,
+    ledger_entry_value,
     override_field,
     override_field_value,
 )
@@ -88,8 +91,9 @@ PLAN_CACHE_APPS = 10_000
 MAX_MONTHS = 120
 # How far ahead of the clock an event's own time may be (clients' clocks drift).
 FUTURE_TOLERANCE = timedelta(minutes=5)
-# How many earlier months a month without group changes looks back for its group count.
-LOOK_BACK_MONTHS = 13
+# How many later months a month without group changes looks at for its group count (beyond
+# the metering retention nothing is left to find).
+LOOK_AHEAD_MONTHS = 14
 # Entries per round trip when a report or a rebuild walks a relation set.
 SCAN_CHUNK = 5000
 # Who the audit log names for a change made through the Python API without an actor.
@@ -136,16 +140,17 @@ class Core:
         self.keys = KeyLayout(settings.key_prefix)
         self.tz = ZoneInfo(settings.timezone)
         self.stats = Stats()
-        self.decisions = self.stats.decisions
         # app -> (when this process's copy goes stale, the copy)
         self._plans: dict[str, tuple[datetime, PlanState]] = {}
 
     # -- input -----------------------------------------------------------------------------
 
-    def _user(self, value: object, field: str = "user") -> str:
+    def check_user(self, value: object, field: str = "user") -> str:
+        """A valid user id (1..``user_id_max_bytes`` bytes, no control characters)."""
         return check_entity_id(value, field, self.settings.user_id_max_bytes)
 
-    def _group(self, value: object, field: str = "group") -> str:
+    def check_group(self, value: object, field: str = "group") -> str:
+        """A valid group id (1..``group_id_max_bytes`` bytes, no control characters)."""
         return check_entity_id(value, field, self.settings.group_id_max_bytes)
 
     def _users(self, values: Iterable[str] | str, field: str) -> tuple[str, ...]:
@@ -159,7 +164,7 @@ class Core:
             raise InvalidRequest(
                 field, f"at most {self.settings.max_batch} ids in one call, got {len(values)}"
             )
-        return tuple(dict.fromkeys(self._user(value, field) for value in values))
+        return tuple(dict.fromkeys(self.check_user(value, field) for value in values))
 
     # -- plan --------------------------------------------------------------------------------
 
@@ -212,17 +217,17 @@ class Core:
         if outcome == _ALREADY:
             return Outcome.ALREADY, None
         if outcome == _ADDED:
-            self.decisions[(limit, "allowed")] += 1
+            self.stats.decisions[(limit, "allowed")] += 1
             return Outcome.ADDED, None
         if outcome < 0:
             waived = refusal(-outcome)
             self._shadowed(waived)
             return Outcome.ADDED, waived
-        self.decisions[(limit, "refused")] += 1
+        self.stats.decisions[(limit, "refused")] += 1
         return Outcome.REFUSED, refusal(outcome)
 
     def _shadowed(self, refusal: Refusal) -> None:
-        self.decisions[(refusal.limit, "shadow_refused")] += 1
+        self.stats.decisions[(refusal.limit, "shadow_refused")] += 1
         log.warning("shadow mode let through: %s", refusal.describe())
 
     def _raise_first_refusal(
@@ -232,7 +237,7 @@ class Core:
         for index, outcome in enumerate(outcomes):
             if outcome > _ALREADY:
                 why = refusal_at(index)
-                self.decisions[(why.limit, "refused")] += 1
+                self.stats.decisions[(why.limit, "refused")] += 1
                 raise Refused(why)
 
     def _guarded(self, op: Op[T], fallback: Callable[[], T], what: str) -> Op[T]:
@@ -327,7 +332,7 @@ class Core:
         ``all_or_nothing``: if any peer would be refused, add none and raise :class:`Refused`.
         """
         keys = self.keys.app(app)
-        user = self._user(user)
+        user = self.check_user(user)
         ids = self._users(peers, "peers")
         both_ways = _switch(both_ways, "both_ways")
         if user in ids:
@@ -375,7 +380,7 @@ class Core:
         self, app: str, user: str, peers: Iterable[str] | str, both_ways: bool | str = True
     ) -> Op[BatchResult]:
         """Remove peers from ``user``'s list (and ``user`` from theirs when ``both_ways``)."""
-        user = self._user(user)
+        user = self.check_user(user)
         ids = self._users(peers, "peers")
         both_ways = _switch(both_ways, "both_ways")
         edges = [(user, peer) for peer in ids]
@@ -416,10 +421,10 @@ class Core:
         or 10037 (the owner or a member is at groups_per_user); :class:`GroupExists`.
         """
         keys = self.keys.app(app)
-        group = self._group(group)
+        group = self.check_group(group)
         group_type = self.catalog.group_type(type)
         spec = self.catalog.group_types[group_type]
-        owner = self._user(owner, "owner")
+        owner = self.check_user(owner, "owner")
         people = tuple(dict.fromkeys((owner, *self._users(members, "members"))))
 
         def run() -> Op[GroupCreated]:
@@ -437,7 +442,7 @@ class Core:
                 _cap(rooms_limit),
                 self._shadow_flag("group_members", "av_chatrooms", "groups_per_user"),
             ]
-            meter, meter_args = self._meter(keys)
+            meter, meter_args = self.meter_args(keys)
             args += meter_args
             for person in people:
                 args += (person, _cap(per_user[person]))
@@ -477,12 +482,12 @@ class Core:
             if status:
                 why = refusal(status, subject, count)
                 also = tuple(refusal(*triple) for triple in _pairs(reply[3:], 3))
-                self.decisions[(why.limit, "refused")] += 1
+                self.stats.decisions[(why.limit, "refused")] += 1
                 raise Refused(why, also=also)
             shadowed = tuple(refusal(*triple) for triple in _pairs(reply[3:], 3))
             for waived in shadowed:
                 self._shadowed(waived)
-            self.decisions[("group_members", "allowed")] += 1
+            self.stats.decisions[("group_members", "allowed")] += 1
             return GroupCreated(app, group, group_type, count, shadowed)
 
         return self._guarded(
@@ -498,7 +503,7 @@ class Core:
         groups_per_user); if the eligible ones do not all fit, :class:`Refused` 10014 and
         nothing changes. ``all_or_nothing``: a 10037 also refuses the whole call."""
         keys = self.keys.app(app)
-        group = self._group(group)
+        group = self.check_group(group)
         ids = self._users(users, "users")
 
         def run() -> Op[MembersResult]:
@@ -527,7 +532,7 @@ class Core:
                 limits, 10014, "group_members", "group", group, size, group_limit, group_type
             )
             if status == 10014:
-                self.decisions[("group_members", "refused")] += 1
+                self.stats.decisions[("group_members", "refused")] += 1
                 raise Refused(whole)
             decided = _pairs(reply[3:], 2)
 
@@ -562,7 +567,7 @@ class Core:
     def remove_members(self, app: str, group: str, users: Iterable[str] | str) -> Op[BatchResult]:
         """Remove users from a group, releasing their groups_per_user count."""
         keys = self.keys.app(app)
-        group = self._group(group)
+        group = self.check_group(group)
         ids = self._users(users, "users")
 
         def run() -> Op[BatchResult]:
@@ -581,10 +586,10 @@ class Core:
     def destroy_group(self, app: str, group: str) -> Op[GroupDestroyed]:
         """Delete a group, releasing every member's count and its AV chat room slot."""
         keys = self.keys.app(app)
-        group = self._group(group)
+        group = self.check_group(group)
 
         def run() -> Op[GroupDestroyed]:
-            meter, meter_args = self._meter(keys)
+            meter, meter_args = self.meter_args(keys)
             script_keys = (
                 keys.groups,
                 keys.members,
@@ -600,7 +605,7 @@ class Core:
             run(), lambda: GroupDestroyed(app, group, False, 0, degraded=True), "destroy_group"
         )
 
-    def _meter(self, keys: AppKeys) -> tuple[str, tuple[str, str, int]]:
+    def meter_args(self, keys: AppKeys) -> tuple[str, tuple[str, str, int]]:
         """This month's metering hash, and the script arguments that keep the month's peak of
         live groups: today, the month's first day, the hash's retention in seconds."""
         today = local_date(self.clock.now(), self.tz)
@@ -642,7 +647,7 @@ class Core:
         if action == "register_users":
             step = self.register_users(app, params["users"], all_or_nothing=True)
         elif action == "add_friends":
-            requester = self._user(params["user"])
+            requester = self.check_user(params["user"])
             step = self.add_friends(
                 app, requester, params["peers"], params["both_ways"], all_or_nothing=True
             )
@@ -694,10 +699,12 @@ class Core:
         value: str | None,
         change: tuple[str, str],
         expected: str | None = None,
+        ledger: LedgerEntry | None = None,
     ) -> Op[bool]:
-        """Set (or, with ``value`` None, delete) one plan field and log it in the audit list;
-        with ``expected``, only if the field still holds it ("" = absent). ``change`` is the
-        audit's (action, actor). Forgets this process's copy of the plan."""
+        """Set (or, with ``value`` None, delete) one plan field and log it in the audit list
+        (and ``ledger`` in the purchase ledger); with ``expected``, only if the field still
+        holds it ("" = absent). ``change`` is the audit's (action, actor). Forgets this
+        process's copy of the plan."""
         action, actor = change
         compare = ("any", "") if expected is None else ("cas", expected)
         written = ("del", "") if value is None else ("set", value)
@@ -705,8 +712,9 @@ class Core:
         entry = json.dumps(
             {"at": self.clock.now().isoformat(), "actor": actor, "action": action, "field": field}
         )[:-1]
-        args = (field, *compare, *written, entry, self.settings.audit_entries)
-        done = yield ScriptCall("plan_write", (keys.plan, keys.audit), args)
+        bought = "" if ledger is None else ledger_entry_value(ledger)
+        args = (field, *compare, *written, entry, self.settings.audit_entries, bought)
+        done = yield ScriptCall("plan_write", (keys.plan, keys.audit, keys.ledger), args)
         self._plans.pop(app, None)
         if done:
             self.stats.admin_changes[action] += 1
@@ -736,7 +744,9 @@ class Core:
 
         def run() -> Op[PlanState]:
             value = edition_field_value(edition, periods, purchases)
-            yield from self._write(app, EDITION_FIELD, value, ("set_edition", actor))
+            today = local_date(self.clock.now(), self.tz)
+            ledger = LedgerEntry("edition", today, edition, periods, next(iter(purchases), None))
+            yield from self._write(app, EDITION_FIELD, value, ("set_edition", actor), None, ledger)
             return (yield from self._plan(app, fresh=True))
 
         return run()
@@ -762,11 +772,15 @@ class Core:
                     start = state.period.ends_on + timedelta(days=1)
                 else:
                     start = local_date(now, self.tz)
-                periods = plan.periods + _periods(start, months, "months")
-                purchases = (*plan.purchases, Purchase(local_date(now, self.tz), months))
-                value = edition_field_value(plan.edition, periods, purchases)
+                added = _periods(start, months, "months")
+                today = local_date(now, self.tz)
+                bought = Purchase(today, months)
+                value = edition_field_value(
+                    plan.edition, plan.periods + added, (*plan.purchases, bought)
+                )
+                ledger = LedgerEntry("renewal", today, plan.edition, added, bought)
                 change = ("renew", actor)
-                if (yield from self._write(app, EDITION_FIELD, value, change, raw or "")):
+                if (yield from self._write(app, EDITION_FIELD, value, change, raw or "", ledger)):
                     return (yield from self._plan(app, fresh=True))
             raise PlanConflict(f"app {app!r}: the edition kept changing during the renewal")
 
@@ -809,17 +823,22 @@ class Core:
                 )
             field = expansion_field(grant.id)
             value = expansion_field_value(grant)
-            yield from self._write(app, field, value, ("add_expansion", actor), "")
+            today = local_date(self.clock.now(), self.tz)
+            ledger = LedgerEntry("expansion", today, periods=grant.periods, grant=grant)
+            yield from self._write(app, field, value, ("add_expansion", actor), "", ledger)
             return grant
 
         return run()
 
     def remove_expansion(self, app: str, grant_id: str, *, actor: str = DEFAULT_ACTOR) -> Op[bool]:
-        """Forget an expansion; False when there was none with that id."""
+        """Stop an expansion from today; False when there was none with that id. Its purchase
+        stays on the bill of the month it was bought in (the ledger keeps it)."""
         self.keys.app(app)
         if not isinstance(grant_id, str) or not 0 < len(grant_id) <= 64:
             raise InvalidRequest("id", f"not an expansion id: {grant_id!r}")
-        return self._write(app, expansion_field(grant_id), None, ("remove_expansion", actor))
+        ledger = LedgerEntry("removal", local_date(self.clock.now(), self.tz), removed=grant_id)
+        change = ("remove_expansion", actor)
+        return self._write(app, expansion_field(grant_id), None, change, None, ledger)
 
     def _override_field(self, limit: str, user: str | None, group: str | None) -> str:
         if limit not in LIMIT_NAMES:
@@ -830,11 +849,11 @@ class Core:
         if user is not None:
             if limit not in USER_OVERRIDE_LIMITS:
                 raise InvalidRequest("limit", f"per-user overrides are for {USER_OVERRIDE_LIMITS}")
-            return override_field(limit, user=self._user(user))
+            return override_field(limit, user=self.check_user(user))
         if group is not None:
             if limit not in GROUP_OVERRIDE_LIMITS:
                 raise InvalidRequest("limit", "per-group overrides are for group_members")
-            return override_field(limit, group=self._group(group))
+            return override_field(limit, group=self.check_group(group))
         return override_field(limit)
 
     def set_override(
@@ -894,18 +913,22 @@ class Core:
             raise InvalidRequest(field, f"{at.isoformat()} is in the future")
         return at
 
+    def _closes_in(self, day: date) -> int:
+        """Whole seconds (rounded up) until a billing day stops taking metering: its end plus
+        ``late_seconds``; <= 0 once it has closed."""
+        closes = day_end(day, self.tz) + timedelta(seconds=self.settings.late_seconds)
+        return math.ceil((closes - self.clock.now()).total_seconds())
+
     def record_login(self, app: str, user: str, at: datetime | None = None) -> Op[LoginRecorded]:
         """Count ``user`` as active on the billing day of ``at`` (default now), once per day.
 
-        A login for a day that closed more than ``late_login_seconds`` ago is not counted.
+        A login for a day that closed more than ``late_seconds`` ago is not counted.
         """
         keys = self.keys.app(app)
-        user = self._user(user)
-        at = self._instant(at, "at")
-        day = local_date(at, self.tz)
+        user = self.check_user(user)
+        day = local_date(self._instant(at, "at"), self.tz)
         month = Month.parse(day)
-        closes = day_end(day, self.tz) + timedelta(seconds=self.settings.late_login_seconds)
-        closes_in = math.ceil((closes - self.clock.now()).total_seconds())
+        closes_in = self._closes_in(day)
 
         def run() -> Op[LoginRecorded]:
             args = (user, day.isoformat(), closes_in, self._retention(month))
@@ -924,7 +947,8 @@ class Core:
     def record_bandwidth(
         self, app: str, mbps: Decimal | int | float | str, at: datetime | None = None
     ) -> Op[Decimal]:
-        """Record an AV bandwidth measurement; returns the day's peak so far (Mbps)."""
+        """Record an AV bandwidth measurement; returns the day's peak so far (Mbps). A day
+        closed more than ``late_seconds`` ago is final: :class:`InvalidRequest`."""
         keys = self.keys.app(app)
         try:
             value = Decimal(str(mbps))
@@ -934,6 +958,8 @@ class Core:
             raise InvalidRequest("mbps", f"must be a finite number >= 0, not {mbps!r}")
         day = local_date(self._instant(at, "at"), self.tz)
         month = Month.parse(day)
+        if self._closes_in(day) <= 0:
+            raise InvalidRequest("at", f"{day} is closed: its bandwidth peak is final")
 
         def run() -> Op[Decimal]:
             args = (day.isoformat(), str(value), self._retention(month))
@@ -947,13 +973,14 @@ class Core:
         keys = self.keys.app(app)
         month = Month.parse(month)
         current = Month.of(self.clock.now(), self.tz)
-        earlier = [month.shift(-n) for n in range(1, LOOK_BACK_MONTHS + 1)]
+        later = [month.shift(n) for n in range(1, LOOK_AHEAD_MONTHS + 1)]
+        later = [m for m in later if m <= current]
 
         def run() -> Op[MonthlyUsage]:
             commands: list[tuple[str | int, ...]] = [("HGETALL", keys.meter(str(month)))]
-            commands += [("HGET", keys.meter(str(m)), "groups_end") for m in earlier]
+            commands += [("HGET", keys.meter(str(m)), "groups_start") for m in later]
             commands.append(("HLEN", keys.groups))
-            fields, *ends, live = yield Pipeline(tuple(commands))
+            fields, *starts, live = yield Pipeline(tuple(commands))
             dau: dict[date, int] = {}
             bandwidth: dict[date, Decimal] = {}
             for name, raw in fields.items():
@@ -965,15 +992,13 @@ class Core:
             peak_groups_day = _day(fields.get("peak_groups_day"))
             if "peak_groups" in fields:
                 peak_groups = int(fields["peak_groups"])
+            elif month > current:
+                peak_groups = 0
             else:
-                # No group was created or destroyed that month: the count held all month,
-                # at what the last earlier month ended with (or, this month, what it is now).
-                known = next((int(end) for end in ends if end is not None), None)
-                if known is None and month == current:
-                    known = live
-                peak_groups = 0 if month > current else known or 0
-                if peak_groups and month <= current:
-                    peak_groups_day = month.first_day
+                # No group was created or destroyed that month: the count held all month, at
+                # what the next month with a change started from (or, with none since, now).
+                peak_groups = next((int(s) for s in starts if s is not None), live)
+                peak_groups_day = month.first_day if peak_groups else None
             return MonthlyUsage(
                 app,
                 month,
@@ -992,10 +1017,14 @@ class Core:
         what the month measured (see :func:`limiter.billing.compute_bill`)."""
         usage_op = self.monthly_usage(app, month)
 
+        keys = self.keys.app(app)
+
         def run() -> Op[Bill]:
             usage = yield from usage_op
             plan = yield from self._plan(app, fresh=True)
-            return compute_bill(self.catalog, plan, usage)
+            (raw,) = yield Pipeline((("LRANGE", keys.ledger, 0, -1),))
+            billed = billed_plan(plan, decode_ledger(raw), usage.month)
+            return compute_bill(self.catalog, billed, usage)
 
         return run()
 
@@ -1150,7 +1179,7 @@ class Core:
 
     def user_usage(self, app: str, user: str) -> Op[UserUsage]:
         keys = self.keys.app(app)
-        user = self._user(user)
+        user = self.check_user(user)
         low, high = f"[{user}\0", f"({user}\1"
 
         def run() -> Op[UserUsage]:
@@ -1167,7 +1196,7 @@ class Core:
 
     def group_usage(self, app: str, group: str) -> Op[GroupUsage | None]:
         keys = self.keys.app(app)
-        group = self._group(group)
+        group = self.check_group(group)
 
         def run() -> Op[GroupUsage | None]:
             group_type, members = yield Pipeline(

@@ -84,7 +84,7 @@ class AsyncLimiter:
     @property
     def decisions(self) -> Counter[tuple[str, str]]:
         """Decisions so far in this process, by (limit, allowed | refused | shadow_refused)."""
-        return self.core.decisions
+        return self.core.stats.decisions
 
     async def _run(self, op: Op[T]) -> T:
         try:
@@ -318,7 +318,7 @@ class Limiter:
     @property
     def decisions(self) -> Counter[tuple[str, str]]:
         """Decisions so far in this process, by (limit, allowed | refused | shadow_refused)."""
-        return self.core.decisions
+        return self.core.stats.decisions
 
     def _run(self, op: Op[T]) -> T:
         try:

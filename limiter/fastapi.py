@@ -6,7 +6,6 @@ Only calls the engine; never touches Redis itself.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from limiter.errors import (
     Refused,
     StoreUnavailable,
 )
+from limiter.jsontext import parse_json
 from limiter.keys import check_app_id
 from limiter.limits import EffectiveLimits
 from limiter.metering import LoginRecorded
@@ -237,7 +237,7 @@ class HistoryStart:
         values = await _resolve(request, {"start": self.start})
         if values.get("start") is None:
             return await limiter.history_cutoff(app)
-        start = _instant(values["start"], field)
+        start = _given_instant(values["start"], field)
         return await limiter.clamp_history(app, start, refuse=self.refuse, field=field)
 
 
@@ -245,7 +245,7 @@ def _source_name(source: RequestSource, default: str) -> str:
     return source if isinstance(source, str) else default
 
 
-def _instant(value: Any, field: str) -> datetime:
+def _given_instant(value: Any, field: str) -> datetime:
     """Unix seconds (a number or digits) or an ISO 8601 instant with its offset."""
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -287,10 +287,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InvalidRequest("body", "is not valid JSON") from None
+    body = parse_json(raw, "body")
     if not isinstance(body, dict):
         raise InvalidRequest("body", "must be a JSON object")
     return body

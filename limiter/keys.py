@@ -10,9 +10,10 @@
     <prefix>:{<app>}:joined_free  ZSET  "u\\0g": u's groups that do not (AV chat rooms)
     <prefix>:{<app>}:av_rooms     SET   AV chat room group ids
     <prefix>:{<app>}:audit        LIST  admin changes, newest first, bounded (JSON entries)
+    <prefix>:{<app>}:ledger       LIST  purchases and edition changes, oldest first (the bill)
     <prefix>:{<app>}:dau:<date>   SET   users seen that billing day; expires once the day closes
     <prefix>:{<app>}:meter:<YYYY-MM>  HASH  the month's metering: dau:<date> counts, peak_dau,
-                                  peak_dau_day, peak_groups, peak_groups_day, groups_end,
+                                  peak_dau_day, peak_groups, peak_groups_day, groups_start,
                                   bandwidth:<date> peaks; expires after the retention
     <prefix>:{<app>}:rebuild:<token>:<name>  a reconcile's new data, renamed over the live keys
 
@@ -48,6 +49,7 @@ class AppKeys:
     joined_free: str
     av_rooms: str
     audit: str
+    ledger: str
 
     def dau(self, day: date) -> str:
         """The set of users seen on one billing day."""

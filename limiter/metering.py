@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from limiter.errors import InvalidRequest
@@ -32,6 +33,8 @@ class Month:
         """``"YYYY-MM"`` (or a :class:`Month`, or a date: its month)."""
         if isinstance(value, Month):
             return value
+        if isinstance(value, datetime):  # its month depends on the billing timezone: Month.of
+            raise InvalidRequest(field, f"give a date or YYYY-MM, not the instant {value}")
         if isinstance(value, date):
             return cls(value.year, value.month)
         match = _MONTH.fullmatch(value) if isinstance(value, str) else None
@@ -101,3 +104,21 @@ class MonthlyUsage:
     peak_groups: int = 0
     peak_groups_day: date | None = None
     bandwidth: Mapping[date, Decimal] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready values, the admin API's ``usage`` answer (bandwidth as numbers)."""
+        return {
+            "app_id": self.app,
+            "month": str(self.month),
+            "dau": [{"day": day.isoformat(), "users": users} for day, users in self.dau.items()],
+            "peak_dau": {"users": self.peak_dau, "day": _iso(self.peak_dau_day)},
+            "peak_groups": {"groups": self.peak_groups, "day": _iso(self.peak_groups_day)},
+            "bandwidth": [
+                {"day": day.isoformat(), "mbps": float(mbps)}
+                for day, mbps in self.bandwidth.items()
+            ],
+        }
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Literal
 
 from limiter.periods import Period
 
@@ -48,6 +49,8 @@ class ExpansionGrant:
     kind: str
     periods: tuple[Period, ...]
     days: int | None = None
+    # The bill's record of a grant removed early: its last day in effect.
+    ended_on: date | None = None
 
     @property
     def starts_on(self) -> date:
@@ -63,7 +66,36 @@ class ExpansionGrant:
         return self.periods[0].starts_on
 
     def active_on(self, day: date) -> bool:
-        return self.starts_on <= day <= self.ends_on
+        return any(period.contains(day) for period in self.in_effect())
+
+    def in_effect(self) -> tuple[Period, ...]:
+        """The periods as they ran: cut at ``ended_on`` when the grant was removed early."""
+        if self.ended_on is None:
+            return self.periods
+        return tuple(
+            Period(p.starts_on, min(p.ends_on, self.ended_on))
+            for p in self.periods
+            if p.starts_on <= self.ended_on
+        )
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One purchase-related change, in the app's append-only ledger (the bill replays it, so
+    a later change never rewrites an earlier month's bill).
+
+    ``edition``: an edition set on ``on`` (its ``periods`` replace the paid days from ``on``);
+    ``renewal``: periods added; ``expansion``: ``grant`` bought; ``removal``: the grant
+    ``removed`` stops after the day before ``on``. ``purchase`` is what was bought, if anything.
+    """
+
+    event: Literal["edition", "renewal", "expansion", "removal"]
+    on: date
+    edition: str | None = None
+    periods: tuple[Period, ...] = ()
+    purchase: Purchase | None = None
+    grant: ExpansionGrant | None = None
+    removed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,3 +216,52 @@ def _override(raw: dict[str, object]) -> Override:
         value=value if isinstance(value, int) else None,
         expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
     )
+
+
+# -- the ledger's storage form: one JSON object per entry ----------------------------------------
+
+
+def ledger_entry_value(entry: LedgerEntry) -> str:
+    grant = entry.grant
+    purchase = entry.purchase
+    return json.dumps(
+        {
+            "event": entry.event,
+            "on": entry.on.isoformat(),
+            "edition": entry.edition,
+            "periods": [_period_json(p) for p in entry.periods],
+            "purchase": None
+            if purchase is None
+            else [purchase.purchased_on.isoformat(), purchase.months],
+            "grant": None
+            if grant is None
+            else {"id": grant.id, "kind": grant.kind, "days": grant.days},
+            "removed": entry.removed,
+        }
+    )
+
+
+def decode_ledger(raws: list[str]) -> tuple[LedgerEntry, ...]:
+    """The ledger's entries, oldest first. An expansion's periods are the entry's periods."""
+    entries = []
+    for raw in raws:
+        value = json.loads(raw)
+        periods = tuple(_period(p) for p in value["periods"])
+        bought = value["purchase"]
+        purchase = None if bought is None else Purchase(date.fromisoformat(bought[0]), bought[1])
+        grant = None
+        if value["grant"] is not None:
+            g = value["grant"]
+            grant = ExpansionGrant(g["id"], g["kind"], periods, g["days"])
+        entries.append(
+            LedgerEntry(
+                event=value["event"],
+                on=date.fromisoformat(value["on"]),
+                edition=value["edition"],
+                periods=periods,
+                purchase=purchase,
+                grant=grant,
+                removed=value["removed"],
+            )
+        )
+    return tuple(entries)

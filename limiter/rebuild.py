@@ -15,12 +15,13 @@ import json
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from limiter.errors import InvalidRequest, StoreUnavailable
+from limiter.jsontext import parse_json
 from limiter.keys import AppKeys
 from limiter.store import Pipeline, ScriptCall
 
@@ -39,9 +40,11 @@ REPORTED_CHANGES = 1000
 
 @dataclass(frozen=True)
 class AccountRecord:
-    """A registered account."""
+    """A registered account. ``where`` says where the source gave it (e.g. ``line 3``), so
+    an error names the place; it takes no part in equality."""
 
     id: str
+    where: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class FriendRecord:
     user: str
     friend: str
     both_ways: bool = False
+    where: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class GroupRecord:
     type: str
     members: tuple[str, ...] = ()
     owner: str | None = None
+    where: str = field(default="", compare=False, repr=False)
 
 
 Record = AccountRecord | FriendRecord | GroupRecord
@@ -158,12 +163,13 @@ class SourceDocument(_Strict):
     groups: list[_Group] = Field(default_factory=list)
 
     def records(self) -> Iterator[Record]:
-        for account in self.accounts:
-            yield AccountRecord(account)
-        for friendship in self.friendships:
-            yield FriendRecord(friendship.user, friendship.friend, friendship.both_ways)
-        for group in self.groups:
-            yield GroupRecord(group.id, group.type, tuple(group.members), group.owner)
+        """The document's records, each knowing its place (``groups.3``)."""
+        for i, account in enumerate(self.accounts):
+            yield AccountRecord(account, where=f"accounts.{i}")
+        for i, f in enumerate(self.friendships):
+            yield FriendRecord(f.user, f.friend, f.both_ways, where=f"friendships.{i}")
+        for i, g in enumerate(self.groups):
+            yield GroupRecord(g.id, g.type, tuple(g.members), g.owner, where=f"groups.{i}")
 
 
 class SourceLine(_Strict):
@@ -173,18 +179,21 @@ class SourceLine(_Strict):
     friendship: _Friendship | None = None
     group: _Group | None = None
 
-    def record(self) -> Record:
-        given = [name for name in ("account", "friendship", "group") if getattr(self, name)]
+    def record(self, where: str) -> Record:
+        """The line's record; ``where`` names the line in errors found later."""
+        given = [
+            name for name in ("account", "friendship", "group") if getattr(self, name) is not None
+        ]
         if len(given) != 1:
             raise ValueError("give exactly one of account, friendship, group")
         if self.account is not None:
-            return AccountRecord(self.account)
+            return AccountRecord(self.account, where=where)
         if self.friendship is not None:
             f = self.friendship
-            return FriendRecord(f.user, f.friend, f.both_ways)
+            return FriendRecord(f.user, f.friend, f.both_ways, where=where)
         assert self.group is not None
         g = self.group
-        return GroupRecord(g.id, g.type, tuple(g.members), g.owner)
+        return GroupRecord(g.id, g.type, tuple(g.members), g.owner, where=where)
 
 
 def _invalid(exc: ValidationError, where: str) -> InvalidRequest:
@@ -208,12 +217,13 @@ def parse_line(line: str | bytes, number: int) -> Record | None:
     """The record of NDJSON line ``number`` (None for a blank line); errors name the line."""
     if not line.strip():
         return None
+    where = f"line {number}"
     try:
-        return SourceLine.model_validate(json.loads(line)).record()
+        return SourceLine.model_validate(parse_json(line, where)).record(where)
     except ValidationError as exc:
-        raise _invalid(exc, f"line {number}") from None
-    except ValueError as exc:  # bad JSON, or not exactly one field
-        raise InvalidRequest(f"line {number}", str(exc)) from None
+        raise _invalid(exc, where) from None
+    except ValueError as exc:  # not exactly one field
+        raise InvalidRequest(where, str(exc)) from None
 
 
 def parse_lines(lines: Iterable[str | bytes]) -> Iterator[Record]:
@@ -225,6 +235,20 @@ def parse_lines(lines: Iterable[str | bytes]) -> Iterator[Record]:
 
 
 # -- the rebuild -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    """The entries one load writes, per rebuild key."""
+
+    users: list[str] = field(default_factory=list)
+    friends: list[str] = field(default_factory=list)
+    friended_by: list[str] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+    joined: list[str] = field(default_factory=list)
+    joined_free: list[str] = field(default_factory=list)
+    rooms: list[str] = field(default_factory=list)
 
 
 class Chunker:
@@ -265,72 +289,77 @@ class Rebuild:
 
     def load(self, records: Sequence[Record]) -> Op[None]:
         """Write one chunk of records into the rebuild keys (one round trip)."""
-        core, new = self.core, self.new
-        users: list[str] = []
-        friends: list[str] = []
-        friended_by: list[str] = []
-        groups: dict[str, str] = {}
-        members: list[str] = []
-        joined: list[str] = []
-        joined_free: list[str] = []
-        rooms: list[str] = []
+        chunk = _Chunk()
         for record in records:
-            if isinstance(record, AccountRecord):
-                users.append(core._user(record.id, "accounts"))
-            elif isinstance(record, FriendRecord):
-                user = core._user(record.user, "friendships.user")
-                friend = core._user(record.friend, "friendships.friend")
-                if not isinstance(record.both_ways, bool):
-                    raise InvalidRequest("friendships.both_ways", "must be true or false")
-                if user == friend:
-                    raise InvalidRequest("friendships", f"{user!r} cannot befriend themselves")
-                pairs = [(user, friend), (friend, user)] if record.both_ways else [(user, friend)]
-                for a, b in pairs:
-                    friends.append(f"{a}\0{b}")
-                    friended_by.append(f"{b}\0{a}")
-            elif isinstance(record, GroupRecord):
-                group = core._group(record.id, "groups.id")
-                group_type = core.catalog.group_type(record.type)
-                known = self.group_types.setdefault(group, group_type)
-                if known != group_type:
-                    raise InvalidRequest(
-                        "groups.type", f"group {group!r} given as {known} and as {group_type}"
-                    )
-                groups[group] = group_type
-                spec = core.catalog.group_types[group_type]
-                if spec.av_chatroom:
-                    rooms.append(group)
-                if isinstance(record.members, str | bytes):
-                    raise InvalidRequest("groups.members", "must be a list of user ids")
-                people = [] if record.owner is None else [core._user(record.owner, "groups.owner")]
-                people += [core._user(member, "groups.members") for member in record.members]
-                side = joined if spec.counts_toward_groups_per_user else joined_free
-                for person in people:
-                    members.append(f"{group}\0{person}")
-                    side.append(f"{person}\0{group}")
-            else:
-                raise InvalidRequest("records", f"not a record: {record!r}")
+            try:
+                self._take(record, chunk)
+            except InvalidRequest as exc:
+                where = getattr(record, "where", "")
+                if not where:
+                    raise
+                field = f"{where}.{exc.field.rpartition('.')[2]}"
+                raise InvalidRequest(field, exc.message) from None
+        new = self.new
         commands: list[tuple[str | int, ...]] = []
-        for key, values in ((new.users, users), (new.av_rooms, rooms)):
+        for key, values in ((new.users, chunk.users), (new.av_rooms, chunk.rooms)):
             for batch in _batches(values):
                 commands.append(("SADD", key, *batch))
         for key, values in (
-            (new.friends, friends),
-            (new.friended_by, friended_by),
-            (new.members, members),
-            (new.joined, joined),
-            (new.joined_free, joined_free),
+            (new.friends, chunk.friends),
+            (new.friended_by, chunk.friended_by),
+            (new.members, chunk.members),
+            (new.joined, chunk.joined),
+            (new.joined_free, chunk.joined_free),
         ):
             for batch in _batches(values):
                 commands.append(("ZADD", key, *(part for entry in batch for part in (0, entry))))
-        items = list(groups.items())
-        for batch in _batches(items):
+        for batch in _batches(list(chunk.groups.items())):
             commands.append(("HSET", new.groups, *(part for pair in batch for part in pair)))
         if commands:
             expire = [("EXPIRE", key, REBUILD_TTL_SECONDS) for key in new.relations()]
             replies = yield Pipeline((*commands, *expire))
             for command, added in zip(commands, replies, strict=False):
                 self.sizes[str(command[1])] += added
+
+    def _take(self, record: Record, chunk: _Chunk) -> None:
+        """Validate one record and add its entries to ``chunk``."""
+        core = self.core
+        if isinstance(record, AccountRecord):
+            chunk.users.append(core.check_user(record.id, "accounts"))
+        elif isinstance(record, FriendRecord):
+            user = core.check_user(record.user, "friendships.user")
+            friend = core.check_user(record.friend, "friendships.friend")
+            if not isinstance(record.both_ways, bool):
+                raise InvalidRequest("friendships.both_ways", "must be true or false")
+            if user == friend:
+                raise InvalidRequest("friendships", f"{user!r} cannot befriend themselves")
+            for a, b in [(user, friend), (friend, user)] if record.both_ways else [(user, friend)]:
+                chunk.friends.append(f"{a}\0{b}")
+                chunk.friended_by.append(f"{b}\0{a}")
+        elif isinstance(record, GroupRecord):
+            group = core.check_group(record.id, "groups.id")
+            group_type = core.catalog.group_type(record.type)
+            known = self.group_types.setdefault(group, group_type)
+            if known != group_type:
+                raise InvalidRequest(
+                    "groups.type", f"group {group!r} given as {known} and as {group_type}"
+                )
+            if isinstance(record.members, str | bytes):
+                raise InvalidRequest("groups.members", "must be a list of user ids")
+            owner = [] if record.owner is None else [core.check_user(record.owner, "groups.owner")]
+            people = owner + [
+                core.check_user(member, "groups.members") for member in record.members
+            ]
+            spec = core.catalog.group_types[group_type]
+            chunk.groups[group] = group_type
+            if spec.av_chatroom:
+                chunk.rooms.append(group)
+            side = chunk.joined if spec.counts_toward_groups_per_user else chunk.joined_free
+            for person in people:
+                chunk.members.append(f"{group}\0{person}")
+                side.append(f"{person}\0{group}")
+        else:
+            raise InvalidRequest("records", f"not a record: {record!r}")
 
     def abort(self) -> Op[None]:
         """Drop the rebuild keys; the live ones were never touched."""
@@ -375,7 +404,7 @@ class Rebuild:
             "before": before,
             "after": report.totals(),
         }
-        meter, meter_args = self.core._meter(live)
+        meter, meter_args = self.core.meter_args(live)
         keys = (*live.relations(), *new.relations(), live.audit, meter)
         sizes = tuple(self.sizes[key] for key in new.relations())
         entry_json = json.dumps(entry)

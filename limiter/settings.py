@@ -20,7 +20,10 @@ MIN_ADMIN_TOKEN_LENGTH = 16
 class Settings(BaseSettings):
     """Every setting; each is read from ``LIMITER_<NAME>`` (e.g. ``LIMITER_REDIS_URL``)."""
 
-    model_config = SettingsConfigDict(env_prefix="LIMITER_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a bad LIMITER_ADMIN_TOKENS must not print the tokens.
+    model_config = SettingsConfigDict(
+        env_prefix="LIMITER_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
@@ -46,8 +49,11 @@ class Settings(BaseSettings):
     audit_entries: int = Field(
         default=1000, ge=1, le=100_000, description="admin changes kept per app (newest)"
     )
-    late_login_seconds: int = Field(
-        default=600, ge=0, le=86_400, description="how long after a day ends its logins count"
+    late_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        description="how long after a billing day ends its logins and bandwidth still count",
     )
     metering_retention_days: int = Field(
         default=400, ge=396, description="days a month's metering is kept after it ends"
@@ -108,4 +114,4 @@ def load_settings(settings: Settings | None = None) -> Settings:
             f"LIMITER_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
             for error in exc.errors()
         )
-        raise ConfigurationError(f"settings: {problems}") from exc
+        raise ConfigurationError(f"settings: {problems}") from None

@@ -18,12 +18,10 @@ class Histogram:
 
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     sum: float = 0.0
-    count: int = 0
 
     def observe(self, seconds: float) -> None:
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.sum += seconds
-        self.count += 1
 
 
 @dataclass

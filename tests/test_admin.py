@@ -631,12 +631,34 @@ def test_reconcile_from_ndjson_lines(client: TestClient, live: Limiter):
         (NDJSON, ndjson(SOURCE_LINES[:2]) + b"\n" + b'{"acount": "x"}\n', "line 4.acount"),
         (NDJSON, ndjson(SOURCE_LINES[:4]) + b"{oops\n", "line 5"),
         (NDJSON, b'{"account": "alice", "group": {"id": "g", "type": "Public"}}\n', "line 1"),
-        (NDJSON, ndjson([{"group": {"id": "g9", "type": "Club"}}]), "type"),
+        (NDJSON, ndjson([{"group": {"id": "g9", "type": "Club"}}]), "line 1.type"),
+        (NDJSON, ndjson(SOURCE_LINES[:2]) + b'{"account": ""}\n', "line 3.accounts"),
+        (NDJSON, b"[" * 100_000 + b"]" * 100_000 + b"\n", "line 1"),
         ("application/json", b"{oops", "body"),
+        ("application/json", b"[" * 100_000 + b"]" * 100_000, "body"),
         ("application/json", json.dumps({**SOURCE, "users": []}).encode(), "body.users"),
         ("application/json", json.dumps({"groups": [{"id": "g"}]}).encode(), "body.groups.0.type"),
+        (
+            "application/json",
+            json.dumps(
+                {"groups": [{"id": "g", "type": "Public"}, {"id": "h", "type": "Club"}]}
+            ).encode(),
+            "groups.1.type",
+        ),
     ],
-    ids=["unknown-field", "bad-json", "two-records", "group-type", "json", "extra", "missing"],
+    ids=[
+        "unknown-field",
+        "bad-json",
+        "two-records",
+        "group-type",
+        "empty-account",
+        "deep-line",
+        "json",
+        "deep-json",
+        "extra",
+        "missing",
+        "document-group-type",
+    ],
 )
 def test_a_bad_reconcile_source_is_422_naming_where_and_changes_nothing(
     client: TestClient, live: Limiter, content_type: str, body: bytes, field: str

@@ -58,12 +58,14 @@ def admin(tmp_path: Path) -> Iterator[httpx.Client]:
         deadline = time.monotonic() + 30
         while True:
             assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert time.monotonic() < deadline, "the admin server did not start"
             try:
-                if http.get(f"/apps/{APP}").status_code == 200:
-                    break
+                answer = http.get(f"/apps/{APP}")
             except httpx.TransportError:
-                assert time.monotonic() < deadline, "the admin server did not start"
                 time.sleep(0.05)
+                continue
+            assert answer.status_code == 200, answer.text  # up, but answering wrongly
+            break
         yield http
     finally:
         http.close()

@@ -151,12 +151,15 @@ def test_usage_json_is_the_month_metering(
     assert json.loads(out) == {
         "app_id": APP,
         "month": "2026-11",
-        "dau": {"2026-11-02": 2, "2026-11-05": 4, "2026-11-09": 1, "2026-11-20": 3},
-        "peak_dau": 4,
-        "peak_dau_day": "2026-11-05",
-        "peak_groups": 2,
-        "peak_groups_day": "2026-11-09",
-        "bandwidth": {"2026-11-10": 12.5, "2026-11-12": 3},
+        "dau": [
+            {"day": "2026-11-02", "users": 2},
+            {"day": "2026-11-05", "users": 4},
+            {"day": "2026-11-09", "users": 1},
+            {"day": "2026-11-20", "users": 3},
+        ],
+        "peak_dau": {"users": 4, "day": "2026-11-05"},
+        "peak_groups": {"groups": 2, "day": "2026-11-09"},
+        "bandwidth": [{"day": "2026-11-10", "mbps": 12.5}, {"day": "2026-11-12", "mbps": 3}],
     }
 
 
@@ -612,12 +615,12 @@ def test_the_module_runs_against_the_real_server(clock: ManualClock) -> None:
 
         usage = limiter("usage", APP, "--month", "2026-11", "--json")
         assert usage.returncode == 0
-        assert json.loads(usage.stdout)["dau"] == {
-            "2026-11-02": 2,
-            "2026-11-05": 4,
-            "2026-11-09": 1,
-            "2026-11-20": 3,
-        }
+        assert json.loads(usage.stdout)["dau"] == [
+            {"day": "2026-11-02", "users": 2},
+            {"day": "2026-11-05", "users": 4},
+            {"day": "2026-11-09", "users": 1},
+            {"day": "2026-11-20", "users": 3},
+        ]
 
         # No AV room on either side: the real server counts the empty intersection.
         source = ndjson([{"account": "alice"}, {"account": "bob"}, {"group": g2}])

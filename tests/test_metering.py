@@ -8,10 +8,12 @@ Times are moved with the ManualClock; every expected number is worked out by han
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,7 +26,7 @@ from tests.conftest import APP, BEIJING, AsyncAsSync, Backend
 NOVEMBER = Month(2026, 11)
 DECEMBER = Month(2026, 12)
 TODAY = date(2026, 11, 26)  # the clock fixture's day
-LATE_LOGIN_SECONDS = 600  # the default setting
+LATE_SECONDS = 600  # the default setting
 RETENTION_DAYS = 400  # the default metering_retention_days
 
 
@@ -182,7 +184,7 @@ def test_a_login_for_a_day_closed_longer_ago_than_the_window_is_not_counted(engi
 
 def test_a_login_half_a_second_inside_the_late_window_counts(engine, clock):
     """599.5 s after the day closed is inside a 600 s window (the day closed less than
-    late_login_seconds ago), so the login must count."""
+    late_seconds ago), so the login must count."""
     clock.set(at(2026, 11, 26, 22, 0))
     engine.record_login(APP, "a")
     clock.set(at(2026, 11, 27, 0, 9, 59) + timedelta(milliseconds=500))
@@ -191,14 +193,14 @@ def test_a_login_half_a_second_inside_the_late_window_counts(engine, clock):
 
 
 def test_a_day_still_open_by_half_a_second_counts_without_a_late_window(make_engine, clock):
-    engine = make_engine(late_login_seconds=0)
+    engine = make_engine(late_seconds=0)
     clock.set(at(2026, 11, 26, 23, 59, 59) + timedelta(milliseconds=500))
     login = engine.record_login(APP, "last-minute")
     assert (login.day, login.counted, login.late) == (TODAY, True, False)
 
 
 def test_the_late_window_is_a_setting(make_engine, clock):
-    engine = make_engine(late_login_seconds=3600)
+    engine = make_engine(late_seconds=3600)
     clock.set(at(2026, 11, 27, 0, 59))
     assert engine.record_login(APP, "a", at(2026, 11, 26, 23, 0)).counted is True
     clock.set(at(2026, 11, 27, 1, 0, 1))
@@ -252,7 +254,7 @@ def test_the_day_set_expires_once_the_late_window_closes(engine, clock, client):
     keys = keys_of(engine)
     engine.record_login(APP, "a")
     # from 12:00 to the end of the day, plus the late window
-    expected = 12 * 3600 + LATE_LOGIN_SECONDS
+    expected = 12 * 3600 + LATE_SECONDS
     ttl = client.ttl(keys.dau(TODAY))
     assert 0 < ttl <= expected
     assert ttl > expected - 60
@@ -266,8 +268,8 @@ def test_a_first_login_inside_the_late_window_expires_with_the_window(engine, cl
     clock.set(at(2026, 12, 1, 0, 5))
     engine.record_login(APP, "a", at(2026, 11, 30, 23, 59))
     ttl = client.ttl(keys_of(engine).dau(date(2026, 11, 30)))
-    assert 0 < ttl <= LATE_LOGIN_SECONDS - 300
-    assert ttl > LATE_LOGIN_SECONDS - 300 - 60
+    assert 0 < ttl <= LATE_SECONDS - 300
+    assert ttl > LATE_SECONDS - 300 - 60
 
 
 def test_the_month_hash_is_kept_at_least_13_months_after_the_month(engine, clock, client):
@@ -312,7 +314,7 @@ def test_a_missing_day_set_does_not_shrink_the_days_count(make_custom_engine, cl
     for user in ["u1", "u2", "u3", "u4", "u5"]:
         worker_a.record_login(APP, user, clock.now())
     day_set = keys_of(worker_a).dau(TODAY)
-    assert client.ttl(day_set) <= 12 * 3600 + LATE_LOGIN_SECONDS - 30
+    assert client.ttl(day_set) <= 12 * 3600 + LATE_SECONDS - 30
 
     clock.set(at(2026, 11, 27, 0, 9, 50))  # B: 590 s after the day closed
     client.delete(day_set)  # what Redis did at 00:09:30 by B's clock (A's TTL ran out)
@@ -382,35 +384,58 @@ def test_peak_groups_across_month_boundaries(engine, clock, client):
     assert (december.peak_groups, december.peak_groups_day) == (4, date(2026, 12, 3))
     assert engine.usage(APP).groups == 4
 
-    # November, now in the past, still looks back to October's end; October is unchanged
+    # November, now in the past, takes what December started from; October is unchanged
     november = engine.monthly_usage(APP, NOVEMBER)
     assert (november.peak_groups, november.peak_groups_day) == (3, date(2026, 11, 1))
     october = engine.monthly_usage(APP, "2026-10")
     assert (october.peak_groups, october.peak_groups_day) == (4, date(2026, 10, 10))
-    assert client.hget(keys_of(engine).meter("2026-10"), "groups_end") == "3"
-    assert client.hget(keys_of(engine).meter("2026-12"), "groups_end") == "4"
+    assert client.hget(keys_of(engine).meter("2026-10"), "groups_start") == "0"
+    assert client.hget(keys_of(engine).meter("2026-12"), "groups_start") == "3"
+
+
+def test_a_quiet_month_long_after_the_last_change_keeps_its_groups(engine, clock):
+    # Groups from mid-2025; nothing changes until September 2026: August's count is exact,
+    # whatever the retention of the 2025 months.
+    clock.set(at(2025, 6, 10, 12, 0))
+    for n in range(3):
+        engine.create_group(APP, f"old{n}", "Public", "o")
+    clock.set(at(2026, 9, 2, 12, 0))
+    engine.create_group(APP, "new", "Public", "o")
+    clock.set(at(2026, 10, 15, 12, 0))
+    august = engine.monthly_usage(APP, "2026-08")
+    assert (august.peak_groups, august.peak_groups_day) == (3, date(2026, 8, 1))
+    september = engine.monthly_usage(APP, "2026-09")
+    assert (september.peak_groups, september.peak_groups_day) == (4, date(2026, 9, 2))
+    october = engine.monthly_usage(APP, "2026-10")
+    assert (october.peak_groups, october.peak_groups_day) == (4, date(2026, 10, 1))
+    assert engine.monthly_usage(APP, "2026-12").peak_groups == 0  # not begun
 
 
 def test_a_month_without_any_history_uses_the_live_count(engine, clock, client):
     engine.create_group(APP, "g1", "Public", "o")
     engine.create_group(APP, "g2", "Public", "o")
+    # a month before any group existed owes nothing: November started from 0
+    assert engine.monthly_usage(APP, "2026-09").peak_groups == 0
     client.delete(keys_of(engine).meter("2026-11"))  # the month's hash is gone
     clock.set(at(2026, 12, 5, 12, 0))
     december = engine.monthly_usage(APP, DECEMBER)
     assert (december.peak_groups, december.peak_groups_day) == (2, date(2026, 12, 1))
-    # a month before any group existed owes nothing
-    assert engine.monthly_usage(APP, "2026-09").peak_groups == 0
 
 
 # -- AV bandwidth ---------------------------------------------------------------------------------
 
 
 def test_bandwidth_keeps_each_days_peak(engine, clock):
+    clock.set(at(2026, 11, 26, 0, 5))  # yesterday's last reading, inside the late window
+    assert engine.record_bandwidth(APP, 0.5, at(2026, 11, 25, 23, 59)) == Decimal("0.5")
+    clock.set(at(2026, 11, 26, 12, 0))
+    with pytest.raises(InvalidRequest) as late:  # now yesterday is final
+        engine.record_bandwidth(APP, 9, at(2026, 11, 25, 23, 59))
+    assert late.value.field == "at"
     assert engine.record_bandwidth(APP, "2.5") == Decimal("2.5")
     assert engine.record_bandwidth(APP, 1) == Decimal("2.5")  # lower, later: still 2.5
     assert engine.record_bandwidth(APP, Decimal("3.75")) == Decimal("3.75")
     assert engine.record_bandwidth(APP, "3.750") == Decimal("3.75")
-    assert engine.record_bandwidth(APP, 0.5, at(2026, 11, 25, 8, 0)) == Decimal("0.5")
     clock.set(at(2026, 11, 27, 8, 0))
     assert engine.record_bandwidth(APP, "10") == Decimal("10")
     assert engine.record_bandwidth(APP, "9.99") == Decimal("10")
@@ -423,8 +448,8 @@ def test_bandwidth_keeps_each_days_peak(engine, clock):
 
 
 def test_bandwidth_days_follow_beijing_time(engine, clock):
-    clock.set(at(2026, 12, 1, 0, 30))
-    engine.record_bandwidth(APP, "4", datetime(2026, 11, 30, 16, 30, tzinfo=UTC))  # Dec 1
+    clock.set(at(2026, 12, 1, 0, 5))
+    engine.record_bandwidth(APP, "4", datetime(2026, 11, 30, 16, 3, tzinfo=UTC))  # Dec 1
     engine.record_bandwidth(APP, "6", datetime(2026, 11, 30, 15, 59, tzinfo=UTC))  # Nov 30
     assert engine.monthly_usage(APP, DECEMBER).bandwidth == {date(2026, 12, 1): Decimal("4")}
     assert engine.monthly_usage(APP, NOVEMBER).bandwidth == {date(2026, 11, 30): Decimal("6")}
@@ -570,8 +595,71 @@ def test_bill_with_small_numbers_counted_through_record_login(make_custom_engine
     ]
 
 
+def test_a_past_bill_does_not_change_when_the_plan_does(engine, clock, client):
+    clock.set(at(2026, 11, 3, 9, 0))
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
+    engine.add_expansion(APP, "group_members_2000", date(2026, 11, 10))
+    history = engine.add_expansion(APP, "history_extension", date(2026, 11, 3), 3, days=30)
+    engine.record_login(APP, "u1")
+    november = [
+        ("package:pro", 1, Decimal(999), Decimal("999.00")),
+        ("expansion:group_members_2000", 1, Decimal(500), Decimal("500.00")),
+        ("history_extension", 1, Decimal(500), Decimal("500.00")),  # 1 started block of DAU
+    ]
+    assert bill_lines(engine.bill(APP, NOVEMBER)) == november
+
+    # December 5: back to trial; December 10: the history extension removed
+    clock.set(at(2026, 12, 5, 9, 0))
+    engine.record_login(APP, "u1")
+    engine.set_edition(APP, "trial")
+    assert bill_lines(engine.bill(APP, NOVEMBER)) == november
+    clock.set(at(2026, 12, 10, 9, 0))
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 12, 10))
+    assert engine.remove_expansion(APP, history.id) is True
+    assert bill_lines(engine.bill(APP, NOVEMBER)) == november
+    # December: the new purchase; usage billed (pro was in effect), history until December 9
+    assert bill_lines(engine.bill(APP, DECEMBER)) == [
+        ("package:pro", 1, Decimal(999), Decimal("999.00")),
+        ("history_extension", 1, Decimal(500), Decimal("500.00")),
+    ]
+    # January: the removed extension (bought until 2027-02-02) no longer bills
+    clock.set(at(2027, 1, 5, 9, 0))
+    engine.record_login(APP, "u1")
+    assert engine.bill(APP, "2027-01").items == ()
+    ledger = client.lrange(keys_of(engine).ledger, 0, -1)
+    assert [json.loads(entry)["event"] for entry in ledger] == [
+        "edition",
+        "expansion",
+        "expansion",
+        "edition",
+        "edition",
+        "removal",
+    ]
+
+
+def test_a_renewal_in_the_same_month_bills_a_second_period(engine, clock):
+    clock.set(at(2026, 11, 3, 9, 0))
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
+    clock.set(at(2026, 11, 25, 9, 0))
+    engine.renew(APP)
+    assert bill_lines(engine.bill(APP, NOVEMBER)) == [
+        ("package:pro", 2, Decimal(999), Decimal("1998.00"))
+    ]
+    assert engine.bill(APP, DECEMBER).items == ()  # the renewal was bought in November
+
+
 def test_a_trial_app_is_billed_nothing_however_busy(engine):
     for user in ["a", "b", "c"]:
         engine.record_login(APP, user)
     engine.record_bandwidth(APP, "50")
     assert engine.bill(APP, NOVEMBER).items == ()
+
+
+def test_a_month_is_not_taken_from_an_instant_without_the_billing_timezone():
+    # 2026-11-30 20:00 UTC is already December 1 in Beijing: Month.of says so, parse refuses
+    instant = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)
+    assert Month.of(instant, ZoneInfo("Asia/Shanghai")) == Month(2026, 12)
+    with pytest.raises(InvalidRequest) as caught:
+        Month.parse(instant)
+    assert caught.value.field == "month"
+    assert Month.parse(date(2026, 11, 30)) == Month(2026, 11)

@@ -218,6 +218,24 @@ def test_unsigned_or_tampered_callbacks_fail_and_count_nothing(
     assert usage(signed_client, date(2026, 11, 26)) == 0
 
 
+@pytest.mark.parametrize("sign", ["é" * 64, "\u2603", "0" * 63 + "é"])
+def test_a_non_ascii_signature_fails_cleanly(signed_client: TestClient, clock: ManualClock, sign):
+    params = {**signed(clock), "Sign": sign}
+    answer = signed_client.post("/callback", params=params, json=state_change("u1"))
+    assert answer.status_code == 200
+    assert answer.json()["ErrorInfo"] == "Sign: does not match"
+
+
+def test_deeply_nested_json_gets_a_fail_answer(client: TestClient):
+    answer = client.post("/callback", params=query(), content=b"[" * 100_000 + b"]" * 100_000)
+    assert answer.status_code == 200
+    assert answer.json()["ErrorInfo"] == "body: is not valid JSON"
+    deep_login = client.post(
+        "/login", params={"sdkappid": APP}, content=b"[" * 100_000 + b"]" * 100_000
+    )
+    assert deep_login.status_code == 422 and deep_login.json()["field"] == "body"
+
+
 @pytest.mark.parametrize("skew", [-61, 61])
 def test_a_stale_signature_fails(signed_client: TestClient, clock: ManualClock, skew: int):
     answer = signed_client.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 
 import pytest
 
@@ -80,3 +81,13 @@ def test_testing_helpers_give_isolated_engines_on_a_manual_clock():
     assert second.plan(APP).edition == "trial"
     assert second.settings.mode("users") == "shadow"
     assert asyncio.run(memory_async_limiter().usage(APP)).users == 0
+
+
+def test_a_bad_admin_token_setting_never_shows_the_tokens(monkeypatch):
+    good, short = "a-good-secret-0123456789", "tiny-secret"
+    monkeypatch.setenv("LIMITER_ADMIN_TOKENS", f'{{"ops": "{good}", "bot": "{short}"}}')
+    with pytest.raises(ConfigurationError) as caught:
+        Limiter.from_settings()
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "LIMITER_ADMIN_TOKENS" in shown and "'bot'" in shown
+    assert good not in shown and short not in shown

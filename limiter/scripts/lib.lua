@@ -42,17 +42,18 @@ local function verdict(count, limit, shadow, code)
 end
 
 -- Keep the month's peak of live groups as the count changes from `before` to `after`.
--- The month's first change starts its peak at `before` (the count since the month began).
+-- The month's first change records `before` as groups_start (the count since the month
+-- began: a month without changes takes the next changed month's groups_start) and starts
+-- the peak there.
 -- meter: the month's metering hash; day / first_day: "YYYY-MM-DD"; ttl: its retention (s).
 local function track_groups(meter, before, after, day, first_day, ttl)
   local peak = tonumber(redis.call("HGET", meter, "peak_groups"))
   if peak == nil then
-    redis.call("HSET", meter, "peak_groups", before, "peak_groups_day", first_day)
+    redis.call("HSET", meter, "peak_groups", before, "peak_groups_day", first_day, "groups_start", before)
     peak = before
   end
   if after > peak then
     redis.call("HSET", meter, "peak_groups", after, "peak_groups_day", day)
   end
-  redis.call("HSET", meter, "groups_end", after)
   redis.call("EXPIRE", meter, ttl)
 end

@@ -3,6 +3,7 @@
 -- and log the change in the app's bounded audit list in the same step.
 -- KEYS[1]  plan hash
 -- KEYS[2]  audit list (newest first)
+-- KEYS[3]  purchase ledger (oldest first)
 -- ARGV[1]  field
 -- ARGV[2]  "cas" to compare first, "any" to write unconditionally
 -- ARGV[3]  with "cas": the expected current value, "" meaning the field must be absent
@@ -11,6 +12,7 @@
 -- ARGV[6]  the audit entry's opening: a JSON object's fields without its closing brace;
 --          the script appends "before" and "after" (the field's old and new JSON, or null)
 -- ARGV[7]  how many audit entries to keep
+-- ARGV[8]  a ledger entry (JSON) to append with the change, or "" for none
 -- Returns  1 written (for "del": 1 if the field existed), 0 the field no longer held the
 --          expected value (nothing written) or, for "del", did not exist
 local current = redis.call("HGET", KEYS[1], ARGV[1])
@@ -26,4 +28,7 @@ elseif redis.call("HDEL", KEYS[1], ARGV[1]) == 0 then
 end
 redis.call("LPUSH", KEYS[2], ARGV[6] .. ',"before":' .. (current or "null") .. ',"after":' .. after .. "}")
 redis.call("LTRIM", KEYS[2], 0, tonumber(ARGV[7]) - 1)
+if ARGV[8] ~= "" then
+  redis.call("RPUSH", KEYS[3], ARGV[8])
+end
 return 1
