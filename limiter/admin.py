@@ -98,10 +98,14 @@ class OverrideChange(_Strict):
 
 
 class AuditQuery(_Strict):
+    """The audit log's query: how many entries, newest first."""
+
     limit: int = Field(default=50, ge=1, le=1000, description="how many entries, newest first")
 
 
 class MonthQuery(_Strict):
+    """A month as YYYY-MM; the current month in the billing timezone when omitted."""
+
     month: str | None = Field(
         default=None, description="YYYY-MM; default: this month in the billing timezone"
     )
@@ -123,6 +127,8 @@ class Problem(BaseModel):
 
 
 class PeriodView(BaseModel):
+    """The contiguous paid span containing today (or the last one, once lapsed)."""
+
     starts_on: date
     ends_on: date
 
@@ -161,12 +167,16 @@ class LimitsView(BaseModel):
 
 
 class UsageView(BaseModel):
+    """The app's counts now: accounts, live groups (all types), AV chat rooms."""
+
     users: int
     groups: int
     av_chatrooms: int
 
 
 class AppView(BaseModel):
+    """An app's plan, effective limits (null = unlimited) and usage."""
+
     app_id: str
     edition: str
     status: Status
@@ -178,6 +188,8 @@ class AppView(BaseModel):
 
 
 class OverLimitItem(BaseModel):
+    """One account count, user or group above its effective limit."""
+
     scope: Scope
     id: str
     limit: str
@@ -186,6 +198,8 @@ class OverLimitItem(BaseModel):
 
 
 class OverLimitReport(BaseModel):
+    """Everything above its limit now (lower limits never evict)."""
+
     items: list[OverLimitItem]
 
 
@@ -201,10 +215,14 @@ class AuditItem(BaseModel):
 
 
 class AuditLog(BaseModel):
+    """Plan changes, newest first."""
+
     items: list[AuditItem]
 
 
 class DriftView(BaseModel):
+    """One kind of thing before and after a reconcile, added and removed."""
+
     before: int
     after: int
     added: int
@@ -212,6 +230,8 @@ class DriftView(BaseModel):
 
 
 class CountChangeView(BaseModel):
+    """A user's or group's count that a reconcile changed."""
+
     scope: Literal["user", "group"]
     id: str
     count: str
@@ -235,26 +255,36 @@ class ReconcileView(BaseModel):
 
 
 class DayUsers(BaseModel):
+    """Distinct users seen on one billing day."""
+
     day: date
     users: int
 
 
 class PeakDau(BaseModel):
+    """The month's highest daily active users, and the day."""
+
     users: int
     day: date | None
 
 
 class PeakGroups(BaseModel):
+    """The month's most live groups at once, and the day it was reached."""
+
     groups: int
     day: date | None
 
 
 class DayBandwidth(BaseModel):
+    """One day's peak AV bandwidth."""
+
     day: date
     mbps: float
 
 
 class MonthlyUsageView(BaseModel):
+    """What a month's bill measures, as recorded so far."""
+
     app_id: str
     month: str
     dau: list[DayUsers]
@@ -264,6 +294,8 @@ class MonthlyUsageView(BaseModel):
 
 
 class BillItemView(BaseModel):
+    """One line of a bill."""
+
     item: str
     quantity: int | float
     unit_price: float
@@ -272,6 +304,8 @@ class BillItemView(BaseModel):
 
 
 class BillView(BaseModel):
+    """A month's bill in CNY: prepaid items of the month and its metered usage."""
+
     app_id: str
     month: str
     currency: str

@@ -44,6 +44,7 @@ class Month:
 
     @classmethod
     def of(cls, instant: datetime, tz: ZoneInfo) -> Month:
+        """The month an instant falls in, in the billing timezone."""
         local = instant.astimezone(tz)
         return cls(local.year, local.month)
 
@@ -52,19 +53,24 @@ class Month:
 
     @property
     def first_day(self) -> date:
+        """The month's first day."""
         return date(self.year, self.month, 1)
 
     @property
     def last_day(self) -> date:
+        """The month's last day."""
         return date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
 
     def days(self) -> tuple[date, ...]:
+        """Every day of the month, in order."""
         return tuple(self.first_day + timedelta(days=n) for n in range(self.last_day.day))
 
     def contains(self, day: date) -> bool:
+        """Whether ``day`` falls in this month."""
         return (day.year, day.month) == (self.year, self.month)
 
     def shift(self, months: int) -> Month:
+        """The month ``months`` later (earlier when negative)."""
         index = self.year * 12 + self.month - 1 + months
         return Month(index // 12, index % 12 + 1)
 
