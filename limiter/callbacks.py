@@ -42,6 +42,53 @@ class CallbackAnswer(BaseModel):
     ErrorInfo: str
 
 
+def _query(name: str, description: str, required: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+# The request as the hosted service sends it (read by hand, so that a malformed one gets a
+# FAIL answer rather than FastAPI's 422): documented here for the OpenAPI document.
+_CALLBACK_REQUEST: dict[str, Any] = {
+    "parameters": [
+        _query("SdkAppid", "the app", required=True),
+        _query("CallbackCommand", "e.g. State.StateChange; wins over the body's"),
+        _query("contenttype", "json"),
+        _query("ClientIP", "the client's address"),
+        _query("OptPlatform", "the client's platform"),
+        _query("RequestTime", "Unix seconds (signed callbacks)"),
+        _query("Sign", "hex SHA-256 of token + RequestTime (signed callbacks)"),
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "CallbackCommand": {"type": "string"},
+                        "EventTime": {"type": "integer", "description": "Unix milliseconds"},
+                        "Info": {
+                            "type": "object",
+                            "properties": {
+                                "Action": {"type": "string"},
+                                "To_Account": {"type": "string"},
+                                "Reason": {"type": "string"},
+                            },
+                        },
+                    },
+                }
+            }
+        },
+    },
+}
+
+
 def _answer(error: str = "", status_code: int = 200) -> JSONResponse:
     body = CallbackAnswer(
         ActionStatus="FAIL" if error else "OK",
@@ -75,6 +122,7 @@ def callback_router(settings: Settings | None = None, *, token: str | None = Non
         summary="The hosted IM's callback (State.StateChange logins count toward DAU)",
         response_model=CallbackAnswer,
         responses={503: {"model": CallbackAnswer, "description": "the limit store is down"}},
+        openapi_extra=_CALLBACK_REQUEST,
     )
     async def callback(request: Request) -> JSONResponse:
         query = request.query_params

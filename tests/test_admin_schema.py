@@ -1,6 +1,6 @@
-"""The admin API against its own OpenAPI document: schemathesis generates requests for every
-operation (valid and invalid), each authorized, on the in-process store; no answer may be a
-server error or stray from the document."""
+"""The admin API, the IM callback and the metrics endpoint against their OpenAPI document:
+schemathesis generates requests for every operation (valid and invalid), each authorized, on
+the in-process store; no answer may be a server error or stray from the document."""
 
 from __future__ import annotations
 
@@ -11,9 +11,15 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import settings
 from hypothesis import strategies as st
-from schemathesis.checks import allow_header_conformance, positive_data_acceptance
+from schemathesis.checks import (
+    allow_header_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+)
 
 from limiter.admin import NDJSON, admin_router
+from limiter.callbacks import callback_router
+from limiter.metrics import metrics_router
 from limiter.testing import ManualClock, memory_async_limiter
 from tests.conftest import BEIJING
 
@@ -24,6 +30,8 @@ app.state.limiter = memory_async_limiter(
     clock=ManualClock(datetime(2026, 11, 26, 12, tzinfo=BEIJING))
 )
 app.include_router(admin_router(tokens={"ops": TOKEN}), prefix="/admin")
+app.include_router(callback_router(token=None), prefix="/callback")
+app.include_router(metrics_router())
 
 # NDJSON bodies made of source lines (mostly valid, so reconciles run), not arbitrary text.
 _ids = st.sampled_from(["alice", "bob", "carol", "dave", "", "bad\x01id"])
@@ -56,20 +64,29 @@ schemathesis.openapi.media_type(
 )
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+EXCLUDED = [
+    # The document cannot state every rule (the catalog's editions and expansion kinds, a paid
+    # edition's date, ids measured in UTF-8 bytes): a request it calls valid may still be
+    # refused, with a 422 naming the field.
+    positive_data_acceptance,
+    # Starlette answers a 405 with the methods of the path's first route only, and PUT and
+    # DELETE of an override are two routes.
+    allow_header_conformance,
+]
 
 
-@schema.parametrize()
+@schema.exclude(path="/callback").parametrize()
 @settings(max_examples=25, deadline=None)
 def test_every_answer_conforms_to_the_document(case: schemathesis.Case) -> None:
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        excluded_checks=[
-            # The document cannot state every rule (the catalog's editions and expansion kinds,
-            # a paid edition's date, ids measured in UTF-8 bytes): a request it calls valid
-            # may still be refused, with a 422 naming the field.
-            positive_data_acceptance,
-            # Starlette answers a 405 with the methods of the path's first route only, and PUT
-            # and DELETE of an override are two routes.
-            allow_header_conformance,
-        ],
-    )
+    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, excluded_checks=EXCLUDED)
+
+
+@schema.include(path="/callback").parametrize()
+@settings(max_examples=50, deadline=None)
+def test_the_callback_answers_everything_in_the_ims_shape(case: schemathesis.Case) -> None:
+    # The hosted service expects HTTP 200 with ActionStatus FAIL for a request it sent
+    # malformed, never a 4xx: accepting schema-violating data is the contract here.
+    response = case.call_and_validate(excluded_checks=[*EXCLUDED, negative_data_rejection])
+    if case.method.upper() == "POST":  # (schemathesis also probes other methods: 405)
+        assert response.status_code == 200
+        assert response.json()["ActionStatus"] in ("OK", "FAIL")
