@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from limiter.catalog import LimitName
 from limiter.core import MAX_MONTHS
 from limiter.engine import AsyncLimiter
-from limiter.errors import ConfigurationError, LimiterError, Scope
+from limiter.errors import ConfigurationError, InvalidRequest, LimiterError, Scope
 from limiter.fastapi import (
     PROBLEM_JSON,
     get_limiter,
@@ -35,6 +35,8 @@ from limiter.rebuild import Record, SourceDocument, parse_document, parse_line, 
 from limiter.settings import MIN_ADMIN_TOKEN_LENGTH, Settings, load_settings
 
 NDJSON = "application/x-ndjson"
+# Longest NDJSON line a reconcile takes (a 6,000-member group is about 200 KB).
+MAX_LINE_BYTES = 4 * 1024 * 1024
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 Engine = Annotated[AsyncLimiter, Depends(get_limiter)]
@@ -516,12 +518,18 @@ _RECONCILE_BODY = {
 
 
 async def _lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """The lines of a byte stream as each one completes (the last may lack its newline)."""
+    """The lines of a byte stream as each one completes (the last may lack its newline); a
+    line longer than :data:`MAX_LINE_BYTES` is refused rather than held in memory."""
     rest = b""
     async for chunk in chunks:
         *complete, rest = (rest + chunk).split(b"\n")
         for line in complete:
             yield line
+        if len(rest) > MAX_LINE_BYTES:
+            raise InvalidRequest(
+                "body",
+                f"a line is longer than {MAX_LINE_BYTES} bytes: split a big group over lines",
+            )
     if rest:
         yield rest
 

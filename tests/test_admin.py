@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from limiter import AsyncLimiter, AsyncStore, ConfigurationError, Limiter, Settings, SyncStore
-from limiter.admin import NDJSON, admin_router
+from limiter.admin import MAX_LINE_BYTES, NDJSON, admin_router
 from limiter.rebuild import Record
 from limiter.testing import ManualClock
 from tests.conftest import APP, BEIJING, Backend
@@ -846,3 +846,19 @@ def test_the_router_mounts_under_any_prefix_and_documents_itself(client: TestCli
         }
     reconcile = schema["paths"]["/admin/apps/{app_id}/reconcile"]["post"]
     assert set(reconcile["requestBody"]["content"]) == {"application/json", NDJSON}
+
+
+def test_an_endless_ndjson_line_is_refused_not_buffered(client: TestClient, live: Limiter):
+    before = state(client)
+
+    def endless() -> Iterator[bytes]:
+        yield b'{"account": "'
+        for _ in range(MAX_LINE_BYTES // 65536 + 2):
+            yield b"x" * 65536
+
+    answer = client.post(
+        f"{BASE}/reconcile", headers={**AUTH, "Content-Type": NDJSON}, content=endless()
+    )
+    assert field_of(answer) == "body"
+    assert "longer than" in answer.json()["detail"]
+    assert state(client) == before
