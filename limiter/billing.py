@@ -1,8 +1,7 @@
 """One app's bill for one month: prepaid purchases of the month plus the month's metered usage.
 
-Pure: prices a :class:`~limiter.plan.PlanState` and a :class:`~limiter.metering.MonthlyUsage`;
-:func:`billed_plan` first rebuilds, from the app's purchase ledger, the plan as it stood for the
-month billed, so later changes (a new edition, a removed expansion) never rewrite it.
+Pure: prices a :class:`BillingHistory` (replayed from the app's append-only purchase ledger,
+so later changes never rewrite an earlier bill) and a :class:`~limiter.metering.MonthlyUsage`.
 """
 
 from __future__ import annotations
@@ -64,37 +63,52 @@ class Bill:
         }
 
 
-def billed_plan(current: PlanState, ledger: Sequence[LedgerEntry], month: Month) -> PlanState:
-    """The plan a bill of ``month`` prices: every purchase and expansion the ledger recorded,
-    and the paid days each edition change left in effect (a change on day D replaces the paid
-    days from D on). The edition is the paid one in effect or bought that month, else the
-    current one. An app with no ledger (set up before it existed) is billed on ``current``."""
-    if not ledger:
-        return current
-    paid: list[tuple[str, Period]] = []
-    purchases: list[tuple[str, Purchase]] = []
-    grants: dict[str, ExpansionGrant] = {}
-    for entry in ledger:
-        if entry.event == "edition":
-            paid = [(e, cut) for e, p in paid if (cut := _until(p, entry.on)) is not None]
-        if entry.event in ("edition", "renewal") and entry.edition is not None:
-            paid += [(entry.edition, period) for period in entry.periods]
-            if entry.purchase is not None:
-                purchases.append((entry.edition, entry.purchase))
-        elif entry.event == "expansion" and entry.grant is not None:
-            grants[entry.grant.id] = entry.grant
-        elif entry.event == "removal" and entry.removed in grants:
-            grant = grants[entry.removed]
-            grants[entry.removed] = replace(grant, ended_on=entry.on - timedelta(days=1))
-    in_month = [e for e, p in paid if _overlaps(p, month)]
-    in_month += [e for e, p in purchases if month.contains(p.purchased_on)]
-    edition = in_month[0] if in_month else current.edition
-    return PlanState(
-        edition,
-        periods=tuple(p for e, p in paid if e == edition),
-        purchases=tuple(p for e, p in purchases if e == edition),
-        expansions=tuple(grants.values()),
-    )
+@dataclass(frozen=True)
+class BillingHistory:
+    """What bills need of an app's plan over time: each edition purchase, the paid days each
+    edition was in effect, and every expansion bought (``ended_on`` set when removed early)."""
+
+    packages: tuple[tuple[str, Purchase], ...] = ()
+    paid: tuple[tuple[str, Period], ...] = ()
+    expansions: tuple[ExpansionGrant, ...] = ()
+
+    @classmethod
+    def of_plan(cls, plan: PlanState) -> BillingHistory:
+        """The history a plan's current state implies (for an app with no ledger yet)."""
+        return cls(
+            packages=tuple((plan.edition, purchase) for purchase in plan.purchases),
+            paid=tuple((plan.edition, period) for period in plan.periods),
+            expansions=plan.expansions,
+        )
+
+    @classmethod
+    def replay(cls, ledger: Sequence[LedgerEntry], current: PlanState) -> BillingHistory:
+        """Replay the purchase ledger: an edition change on day D replaces the paid days from
+        D on; a renewal adds periods; a removal ends a grant the day before it. Without a
+        ledger, ``current`` stands for the history."""
+        if not ledger:
+            return cls.of_plan(current)
+        packages: list[tuple[str, Purchase]] = []
+        paid: list[tuple[str, Period]] = []
+        grants: dict[str, ExpansionGrant] = {}
+        for entry in ledger:
+            if entry.event == "baseline" and entry.plan is not None:
+                before = cls.of_plan(entry.plan)
+                packages += before.packages
+                paid += before.paid
+                grants.update((grant.id, grant) for grant in before.expansions)
+            elif entry.event in ("edition", "renewal") and entry.edition is not None:
+                if entry.event == "edition":
+                    paid = [(e, cut) for e, p in paid if (cut := _until(p, entry.on)) is not None]
+                paid += [(entry.edition, period) for period in entry.periods]
+                if entry.purchase is not None:
+                    packages.append((entry.edition, entry.purchase))
+            elif entry.event == "expansion" and entry.grant is not None:
+                grants[entry.grant.id] = entry.grant
+            elif entry.event == "removal" and entry.removed in grants:
+                grant = grants[entry.removed]
+                grants[entry.removed] = replace(grant, ended_on=entry.on - timedelta(days=1))
+        return cls(tuple(packages), tuple(paid), tuple(grants.values()))
 
 
 def _until(period: Period, day: date) -> Period | None:
@@ -104,21 +118,32 @@ def _until(period: Period, day: date) -> Period | None:
     return Period(period.starts_on, min(period.ends_on, day - timedelta(days=1)))
 
 
-def compute_bill(catalog: Catalog, plan: PlanState, usage: MonthlyUsage) -> Bill:
+def compute_bill(
+    catalog: Catalog, history: BillingHistory | PlanState, usage: MonthlyUsage
+) -> Bill:
     """Price ``usage.month`` for one app.
 
-    Prepaid items (the package, prepaid expansions) are charged on the month their purchase
-    date falls in; usage items on the month they measure, and only when the paid edition was in
-    effect on at least one day of it. A free edition owes nothing.
+    Prepaid items (each edition's package, prepaid expansions) are charged on the month their
+    purchase date falls in, whatever happened since. Usage items are charged on the month they
+    measure, when a paid edition was in effect on a day of it (the edition with the most paid
+    days that month sets the included DAU); a settled expansion only when it was in effect on
+    one of those paid days. A free edition owes nothing.
     """
+    if isinstance(history, PlanState):
+        history = BillingHistory.of_plan(history)
     month = usage.month
-    edition = catalog.edition(plan.edition)
-    items: list[BillItem] = []
-    if edition.paid:
-        items.extend(_package(plan, edition, month))
-        items.extend(_prepaid_expansions(catalog, plan, month))
-        if any(_overlaps(period, month) for period in plan.periods):
-            items.extend(_usage(catalog, plan, edition, usage))
+    items = _packages(catalog, history, month)
+    items += _prepaid_expansions(catalog, history, month)
+    paid_days: dict[str, set[date]] = defaultdict(set)
+    for name, period in history.paid:
+        if name in catalog.editions and catalog.editions[name].paid:
+            paid_days[name].update(day for day in month.days() if period.contains(day))
+    paid_days = {name: days for name, days in paid_days.items() if days}
+    if paid_days:
+        # most paid days in the month, then the later edition of a tie
+        edition = max(paid_days, key=lambda name: (len(paid_days[name]), max(paid_days[name])))
+        every_paid_day = set().union(*paid_days.values())
+        items += _usage(catalog, history, catalog.editions[edition], every_paid_day, usage)
     total = sum((item.amount for item in items), Decimal(0)).quantize(CENT)
     return Bill(usage.app, month, catalog.currency, tuple(items), total)
 
@@ -126,22 +151,26 @@ def compute_bill(catalog: Catalog, plan: PlanState, usage: MonthlyUsage) -> Bill
 # -- prepaid ----------------------------------------------------------------------------------
 
 
-def _package(plan: PlanState, edition: Edition, month: Month) -> list[BillItem]:
-    bought = [p for p in plan.purchases if month.contains(p.purchased_on)]
-    if not bought:
-        return []
-    months = sum(p.months for p in bought)
-    dates = ", ".join(
-        f"{p.purchased_on} ({_count(p.months, 'month')})"
-        for p in sorted(bought, key=lambda p: p.purchased_on)
-    )
-    detail = f"{_count(months, 'period')} of {plan.edition} bought: {dates}"
-    return [_item(f"package:{plan.edition}", Decimal(months), edition.price, detail)]
+def _packages(catalog: Catalog, history: BillingHistory, month: Month) -> list[BillItem]:
+    by_edition: dict[str, list[Purchase]] = defaultdict(list)
+    for name, purchase in history.packages:
+        edition = catalog.editions.get(name)
+        if edition is not None and edition.paid and month.contains(purchase.purchased_on):
+            by_edition[name].append(purchase)
+    items = []
+    for name in sorted(by_edition):
+        bought = sorted(by_edition[name], key=lambda p: p.purchased_on)
+        months = sum(p.months for p in bought)
+        dates = ", ".join(f"{p.purchased_on} ({_count(p.months, 'month')})" for p in bought)
+        detail = f"{_count(months, 'period')} of {name} bought: {dates}"
+        price = catalog.editions[name].price
+        items.append(_item(f"package:{name}", Decimal(months), price, detail))
+    return items
 
 
-def _prepaid_expansions(catalog: Catalog, plan: PlanState, month: Month) -> list[BillItem]:
+def _prepaid_expansions(catalog: Catalog, history: BillingHistory, month: Month) -> list[BillItem]:
     by_kind: dict[str, list[ExpansionGrant]] = defaultdict(list)
-    for grant in plan.expansions:
+    for grant in history.expansions:
         spec = catalog.expansions.get(grant.kind)
         if spec is not None and spec.period == "prepaid" and month.contains(grant.purchased_on):
             by_kind[grant.kind].append(grant)
@@ -164,7 +193,11 @@ def _prepaid_expansions(catalog: Catalog, plan: PlanState, month: Month) -> list
 
 
 def _usage(
-    catalog: Catalog, plan: PlanState, edition: Edition, usage: MonthlyUsage
+    catalog: Catalog,
+    history: BillingHistory,
+    edition: Edition,
+    paid_days: set[date],
+    usage: MonthlyUsage,
 ) -> list[BillItem]:
     items: list[BillItem] = []
     dau = catalog.metered.get("dau_overage")
@@ -178,7 +211,7 @@ def _usage(
                 f"{included}: {_blocks_text(quantity, dau.block, dau.rounding)}"
             )
             items.append(_item("dau_overage", quantity, dau.price, detail))
-    items.extend(_settled_expansions(catalog, plan, usage))
+    items.extend(_settled_expansions(catalog, history, paid_days, usage))
     groups = catalog.metered.get("peak_groups")
     if groups is not None:
         over = max(0, usage.peak_groups - groups.free)
@@ -195,9 +228,11 @@ def _usage(
     return items
 
 
-def _settled_expansions(catalog: Catalog, plan: PlanState, usage: MonthlyUsage) -> list[BillItem]:
+def _settled_expansions(
+    catalog: Catalog, history: BillingHistory, paid_days: set[date], usage: MonthlyUsage
+) -> list[BillItem]:
     """Expansions charged per started block of the month's peak DAU (``history_extension``):
-    one line per kind when any grant of it was active on a day of the month."""
+    one line per kind when any grant of it was in effect on a paid day of the month."""
     items = []
     for kind in sorted(catalog.expansions):
         spec = catalog.expansions[kind]
@@ -205,9 +240,8 @@ def _settled_expansions(catalog: Catalog, plan: PlanState, usage: MonthlyUsage) 
             continue
         active = [
             grant
-            for grant in plan.expansions
-            if grant.kind == kind
-            and any(_overlaps(period, usage.month) for period in grant.in_effect())
+            for grant in history.expansions
+            if grant.kind == kind and any(grant.active_on(day) for day in paid_days)
         ]
         if not active:
             continue

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from limiter.billing import Bill, billed_plan, compute_bill
+from limiter.billing import Bill, BillingHistory, compute_bill
 from limiter.catalog import LIMIT_NAMES, Catalog
 from limiter.clock import Clock
 from limiter.errors import (
@@ -91,9 +91,6 @@ PLAN_CACHE_APPS = 10_000
 MAX_MONTHS = 120
 # How far ahead of the clock an event's own time may be (clients' clocks drift).
 FUTURE_TOLERANCE = timedelta(minutes=5)
-# How many later months a month without group changes looks at for its group count (beyond
-# the metering retention nothing is left to find).
-LOOK_AHEAD_MONTHS = 14
 # Entries per round trip when a report or a rebuild walks a relation set.
 SCAN_CHUNK = 5000
 # Who the audit log names for a change made through the Python API without an actor.
@@ -713,7 +710,8 @@ class Core:
             {"at": self.clock.now().isoformat(), "actor": actor, "action": action, "field": field}
         )[:-1]
         bought = "" if ledger is None else ledger_entry_value(ledger)
-        args = (field, *compare, *written, entry, self.settings.audit_entries, bought)
+        today = local_date(self.clock.now(), self.tz).isoformat()
+        args = (field, *compare, *written, entry, self.settings.audit_entries, bought, today)
         done = yield ScriptCall("plan_write", (keys.plan, keys.audit, keys.ledger), args)
         self._plans.pop(app, None)
         if done:
@@ -767,13 +765,16 @@ class Core:
                         "set a paid edition instead of renewing"
                     )
                 now = self.clock.now()
+                today = local_date(now, self.tz)
                 state = edition_state(self.catalog, plan, now, self.tz)
+                last_day = max((p.ends_on for p in plan.periods), default=None)
                 if state.status is not Status.SUSPENDED and state.period is not None:
                     start = state.period.ends_on + timedelta(days=1)
+                elif last_day is not None and last_day >= today:  # bought ahead, not begun
+                    start = last_day + timedelta(days=1)
                 else:
-                    start = local_date(now, self.tz)
+                    start = today
                 added = _periods(start, months, "months")
-                today = local_date(now, self.tz)
                 bought = Purchase(today, months)
                 value = edition_field_value(
                     plan.edition, plan.periods + added, (*plan.purchases, bought)
@@ -973,7 +974,9 @@ class Core:
         keys = self.keys.app(app)
         month = Month.parse(month)
         current = Month.of(self.clock.now(), self.tz)
-        later = [month.shift(n) for n in range(1, LOOK_AHEAD_MONTHS + 1)]
+        # Later months can hold the answer for as long as their metering is kept.
+        look_ahead = math.ceil(self.settings.metering_retention_days / 28) + 1
+        later = [month.shift(n) for n in range(1, look_ahead + 1)]
         later = [m for m in later if m <= current]
 
         def run() -> Op[MonthlyUsage]:
@@ -1023,8 +1026,8 @@ class Core:
             usage = yield from usage_op
             plan = yield from self._plan(app, fresh=True)
             (raw,) = yield Pipeline((("LRANGE", keys.ledger, 0, -1),))
-            billed = billed_plan(plan, decode_ledger(raw), usage.month)
-            return compute_bill(self.catalog, billed, usage)
+            history = BillingHistory.replay(decode_ledger(raw), plan)
+            return compute_bill(self.catalog, history, usage)
 
         return run()
 

@@ -87,15 +87,18 @@ class LedgerEntry:
     ``edition``: an edition set on ``on`` (its ``periods`` replace the paid days from ``on``);
     ``renewal``: periods added; ``expansion``: ``grant`` bought; ``removal``: the grant
     ``removed`` stops after the day before ``on``. ``purchase`` is what was bought, if anything.
+    ``baseline``: the first entry of an app set up before its ledger existed, holding the
+    edition and expansions it had then (``plan``).
     """
 
-    event: Literal["edition", "renewal", "expansion", "removal"]
+    event: Literal["baseline", "edition", "renewal", "expansion", "removal"]
     on: date
     edition: str | None = None
     periods: tuple[Period, ...] = ()
     purchase: Purchase | None = None
     grant: ExpansionGrant | None = None
     removed: str | None = None
+    plan: PlanState | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,11 @@ def decode_ledger(raws: list[str]) -> tuple[LedgerEntry, ...]:
     entries = []
     for raw in raws:
         value = json.loads(raw)
+        if value["event"] == "baseline":
+            fields = {name: json.dumps(field) for name, field in value["fields"].items()}
+            state = decode(fields, "")
+            entries.append(LedgerEntry("baseline", date.fromisoformat(value["on"]), plan=state))
+            continue
         periods = tuple(_period(p) for p in value["periods"])
         bought = value["purchase"]
         purchase = None if bought is None else Purchase(date.fromisoformat(bought[0]), bought[1])

@@ -20,6 +20,15 @@ import pytest
 from limiter import AsyncLimiter, AsyncStore, Catalog, InvalidRequest, Limiter, Settings, SyncStore
 from limiter.catalog import load_catalog
 from limiter.metering import Month
+from limiter.periods import consecutive_periods
+from limiter.plan import (
+    EDITION_FIELD,
+    ExpansionGrant,
+    Purchase,
+    edition_field_value,
+    expansion_field,
+    expansion_field_value,
+)
 from limiter.testing import ManualClock
 from tests.conftest import APP, BEIJING, AsyncAsSync, Backend
 
@@ -663,3 +672,106 @@ def test_a_month_is_not_taken_from_an_instant_without_the_billing_timezone():
         Month.parse(instant)
     assert caught.value.field == "month"
     assert Month.parse(date(2026, 11, 30)) == Month(2026, 11)
+
+
+# -- the purchase ledger's replay: cases a review found ------------------------------------------
+
+
+def test_an_app_set_up_before_the_ledger_keeps_its_past_bills(engine, clock, client):
+    # The plan fields as an app set up before the ledger existed has them: no ledger entry.
+    keys = keys_of(engine)
+    periods = consecutive_periods(date(2026, 1, 5), 1)
+    grant = ExpansionGrant("a1b2c3", "group_members_2000", consecutive_periods(date(2026, 1, 5), 1))
+    client.hset(
+        keys.plan,
+        mapping={
+            EDITION_FIELD: edition_field_value("pro", periods, (Purchase(date(2026, 1, 5), 1),)),
+            expansion_field(grant.id): expansion_field_value(grant),
+        },
+    )
+    january = [
+        ("package:pro", 1, Decimal(999), Decimal("999.00")),
+        ("expansion:group_members_2000", 1, Decimal(500), Decimal("500.00")),
+    ]
+    clock.set(at(2026, 2, 3, 9, 0))
+    assert bill_lines(engine.bill(APP, "2026-01")) == january
+    engine.renew(APP)  # the first ledger entry: a baseline of the plan before it goes first
+    assert bill_lines(engine.bill(APP, "2026-01")) == january
+    assert bill_lines(engine.bill(APP, "2026-02")) == [
+        ("package:pro", 1, Decimal(999), Decimal("999.00"))
+    ]
+    assert json.loads(client.lindex(keys.ledger, 0))["event"] == "baseline"
+
+
+def test_a_prepaid_expansion_stays_on_its_month_whatever_the_edition_later(engine, clock):
+    # Bought in January while pro only starts in February: January has no paid day.
+    clock.set(at(2026, 1, 25, 9, 0))
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 2, 1))
+    engine.add_expansion(APP, "av_chatrooms_unlimited", date(2026, 1, 25))
+    january = [("expansion:av_chatrooms_unlimited", 1, Decimal(1000), Decimal("1000.00"))]
+    assert bill_lines(engine.bill(APP, "2026-01")) == january
+    clock.set(at(2026, 3, 5, 9, 0))
+    engine.set_edition(APP, "trial")
+    assert bill_lines(engine.bill(APP, "2026-01")) == january
+    assert bill_lines(engine.bill(APP, "2026-02")) == [
+        ("package:pro", 1, Decimal(999), Decimal("999.00"))
+    ]
+
+
+def test_a_history_extension_is_billed_only_for_paid_days_it_was_in_effect(engine, clock):
+    clock.set(at(2026, 2, 1, 9, 0))
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 2, 1))  # to 2026-02-28
+    engine.record_login(APP, "u1")
+    clock.set(at(2026, 2, 5, 9, 0))
+    engine.add_expansion(APP, "history_extension", date(2026, 2, 20), days=30)
+    clock.set(at(2026, 2, 10, 9, 0))
+    engine.set_edition(APP, "trial")  # pro's paid days end on 2026-02-09
+    assert bill_lines(engine.bill(APP, "2026-02")) == [
+        ("package:pro", 1, Decimal(999), Decimal("999.00"))
+    ]
+
+
+def test_renewing_an_edition_bought_ahead_continues_after_it(engine, clock):
+    clock.set(at(2026, 1, 25, 9, 0))
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 2, 1))
+    clock.set(at(2026, 1, 26, 9, 0))
+    plan = engine.renew(APP)
+    assert [(p.starts_on, p.ends_on) for p in plan.periods] == [
+        (date(2026, 2, 1), date(2026, 2, 28)),
+        (date(2026, 3, 1), date(2026, 3, 31)),
+    ]
+
+
+def two_paid_editions() -> Catalog:
+    """The shipped catalog plus an `enterprise` edition at 5000 including 300,000 DAU."""
+    data = load_catalog().model_dump(mode="json")
+    enterprise = dict(data["editions"]["pro"], title="Enterprise", price="5000")
+    data["editions"]["enterprise"] = {**enterprise, "included_dau": 300_000}
+    return Catalog.model_validate(data)
+
+
+def test_an_upgrade_within_a_month_bills_both_packages(make_custom_engine, clock, client):
+    engine = make_custom_engine(catalog=two_paid_editions())
+    clock.set(at(2026, 1, 1, 9, 0))
+    engine.set_edition(APP, "pro", purchased_on=date(2026, 1, 1))
+    engine.record_login(APP, "u1")
+    clock.set(at(2026, 1, 12, 9, 0))
+    engine.set_edition(APP, "enterprise", purchased_on=date(2026, 1, 12))  # 20 of 31 days
+    client.hset(keys_of(engine).meter("2026-01"), mapping={"peak_dau": 250_001})  # scale
+    # enterprise had the most paid days in January: its 300,000 included DAU cover the peak
+    assert bill_lines(engine.bill(APP, "2026-01")) == [
+        ("package:enterprise", 1, Decimal(5000), Decimal("5000.00")),
+        ("package:pro", 1, Decimal(999), Decimal("999.00")),
+    ]
+
+
+def test_a_quiet_month_looks_as_far_ahead_as_the_retention_keeps(make_engine, clock):
+    engine = make_engine(metering_retention_days=800)
+    clock.set(at(2026, 1, 5, 9, 0))
+    for group in ("g1", "g2", "g3"):
+        engine.create_group(APP, group, "Public", "o")
+    clock.set(at(2027, 5, 10, 9, 0))  # 15 quiet months later, two go
+    engine.destroy_group(APP, "g1")
+    engine.destroy_group(APP, "g2")
+    clock.set(at(2027, 6, 1, 9, 0))
+    assert engine.monthly_usage(APP, "2026-02").peak_groups == 3

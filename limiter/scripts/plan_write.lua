@@ -13,11 +13,27 @@
 --          the script appends "before" and "after" (the field's old and new JSON, or null)
 -- ARGV[7]  how many audit entries to keep
 -- ARGV[8]  a ledger entry (JSON) to append with the change, or "" for none
+-- ARGV[9]  today (YYYY-MM-DD): an app's first ledger entry is preceded by a "baseline" entry
+--          holding its edition and expansion fields as they were (set up before the ledger)
 -- Returns  1 written (for "del": 1 if the field existed), 0 the field no longer held the
 --          expected value (nothing written) or, for "del", did not exist
 local current = redis.call("HGET", KEYS[1], ARGV[1])
 if ARGV[2] == "cas" and (current or "") ~= ARGV[3] then
   return 0
+end
+if ARGV[8] ~= "" and redis.call("LLEN", KEYS[3]) == 0 then
+  -- Field names are "edition" and "expansion:<hex id>", values JSON: safe to splice.
+  local fields = {}
+  local plan = redis.call("HGETALL", KEYS[1])
+  for i = 1, #plan, 2 do
+    if plan[i] == "edition" or string.sub(plan[i], 1, 10) == "expansion:" then
+      fields[#fields + 1] = '"' .. plan[i] .. '":' .. plan[i + 1]
+    end
+  end
+  if #fields > 0 then
+    local baseline = '{"event":"baseline","on":"' .. ARGV[9] .. '","fields":{'
+    redis.call("RPUSH", KEYS[3], baseline .. table.concat(fields, ",") .. "}}")
+  end
 end
 local after = "null"
 if ARGV[4] == "set" then
