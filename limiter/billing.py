@@ -199,33 +199,49 @@ def _usage(
     paid_days: set[date],
     usage: MonthlyUsage,
 ) -> list[BillItem]:
-    items: list[BillItem] = []
-    dau = catalog.metered.get("dau_overage")
-    if dau is not None:
-        included = edition.included_dau + dau.free
-        over = max(0, usage.peak_dau - included)
-        quantity = _blocks(Decimal(over), dau.block, dau.rounding)
-        if quantity:
-            detail = (
-                f"peak DAU {usage.peak_dau}{_on(usage.peak_dau_day)}, {over} over the included "
-                f"{included}: {_blocks_text(quantity, dau.block, dau.rounding)}"
-            )
-            items.append(_item("dau_overage", quantity, dau.price, detail))
-    items.extend(_settled_expansions(catalog, history, paid_days, usage))
-    groups = catalog.metered.get("peak_groups")
-    if groups is not None:
-        over = max(0, usage.peak_groups - groups.free)
-        quantity = _blocks(Decimal(over), groups.block, groups.rounding)
-        if quantity:
-            detail = (
-                f"peak groups {usage.peak_groups}{_on(usage.peak_groups_day)}, {over} over the "
-                f"free {groups.free}: {_blocks_text(quantity, groups.block, groups.rounding)}"
-            )
-            items.append(_item("peak_groups", quantity, groups.price, detail))
+    items = _peak_over(
+        catalog,
+        "dau_overage",
+        "peak DAU",
+        usage.peak_dau,
+        usage.peak_dau_day,
+        edition.included_dau,
+        "included",
+    )
+    items += _settled_expansions(catalog, history, paid_days, usage)
+    items += _peak_over(
+        catalog, "peak_groups", "peak groups", usage.peak_groups, usage.peak_groups_day, 0, "free"
+    )
     bandwidth = catalog.metered.get("av_bandwidth")
     if bandwidth is not None:
         items.extend(_bandwidth(bandwidth, usage))
     return items
+
+
+def _peak_over(
+    catalog: Catalog,
+    name: str,
+    what: str,
+    peak: int,
+    day: date | None,
+    allowance: int,
+    kind: str,
+) -> list[BillItem]:
+    """A metered item on a month's peak above ``allowance`` plus the item's own free part:
+    ``dau_overage`` over the edition's included DAU, ``peak_groups`` over the free groups."""
+    metered = catalog.metered.get(name)
+    if metered is None:
+        return []
+    allowed = allowance + metered.free
+    over = max(0, peak - allowed)
+    quantity = _blocks(Decimal(over), metered.block, metered.rounding)
+    if not quantity:
+        return []
+    detail = (
+        f"{what} {peak}{_on(day)}, {over} over the {kind} {allowed}: "
+        f"{_blocks_text(quantity, metered.block, metered.rounding)}"
+    )
+    return [_item(name, quantity, metered.price, detail)]
 
 
 def _settled_expansions(

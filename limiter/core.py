@@ -439,18 +439,10 @@ class Core:
                 _cap(rooms_limit),
                 self._shadow_flag("group_members", "av_chatrooms", "groups_per_user"),
             ]
-            meter, meter_args = self.meter_args(keys)
+            script_keys, meter_args = self._group_count_change(keys)
             args += meter_args
             for person in people:
                 args += (person, _cap(per_user[person]))
-            script_keys = (
-                keys.groups,
-                keys.members,
-                keys.joined,
-                keys.joined_free,
-                keys.av_rooms,
-                meter,
-            )
             reply = yield ScriptCall("create_group", script_keys, tuple(args))
 
             def refusal(code: int, subject: str, count: int) -> Refusal:
@@ -586,21 +578,26 @@ class Core:
         group = self.check_group(group)
 
         def run() -> Op[GroupDestroyed]:
-            meter, meter_args = self.meter_args(keys)
-            script_keys = (
-                keys.groups,
-                keys.members,
-                keys.joined,
-                keys.joined_free,
-                keys.av_rooms,
-                meter,
-            )
+            script_keys, meter_args = self._group_count_change(keys)
             released = yield ScriptCall("destroy_group", script_keys, (group, *meter_args))
             return GroupDestroyed(app, group, released >= 0, max(released, 0))
 
         return self._guarded(
             run(), lambda: GroupDestroyed(app, group, False, 0, degraded=True), "destroy_group"
         )
+
+    def _group_count_change(self, keys: AppKeys) -> tuple[tuple[str, ...], tuple[str, str, int]]:
+        """KEYS and the metering ARGV of a script that creates or destroys a group."""
+        meter, meter_args = self.meter_args(keys)
+        script_keys = (
+            keys.groups,
+            keys.members,
+            keys.joined,
+            keys.joined_free,
+            keys.av_rooms,
+            meter,
+        )
+        return script_keys, meter_args
 
     def meter_args(self, keys: AppKeys) -> tuple[str, tuple[str, str, int]]:
         """This month's metering hash, and the script arguments that keep the month's peak of

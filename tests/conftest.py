@@ -19,7 +19,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from limiter import AsyncLimiter, AsyncStore, Limiter, Settings, SyncStore
+from limiter import AsyncLimiter, AsyncStore, Catalog, Limiter, Settings, SyncStore
 from limiter.testing import ManualClock
 
 REDIS_URL = os.environ.get("LIMITER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -99,15 +99,21 @@ def make_engine(
     loop = asyncio.new_event_loop()
     made: list[Any] = []
 
-    def make(**settings: Any) -> Any:
+    def make(
+        *, catalog: Catalog | None = None, own_clock: ManualClock | None = None, **settings: Any
+    ) -> Any:
+        """An engine with these settings; ``catalog`` and ``own_clock`` replace the shipped
+        catalog and the shared ``clock`` fixture."""
         settings.setdefault("cache_seconds", 0)
         config = Settings(redis_url="memory://unused", **settings)
+        chosen = clock if own_clock is None else own_clock
         if request.param == "sync":
-            engine: Any = Limiter(SyncStore(backend.sync_client()), settings=config, clock=clock)
+            store = SyncStore(backend.sync_client())
+            engine: Any = Limiter(store, settings=config, catalog=catalog, clock=chosen)
         else:
+            store_async = AsyncStore(backend.async_client())
             engine = AsyncAsSync(
-                AsyncLimiter(AsyncStore(backend.async_client()), settings=config, clock=clock),
-                loop,
+                AsyncLimiter(store_async, settings=config, catalog=catalog, clock=chosen), loop
             )
         made.append(engine)
         return engine
@@ -119,6 +125,19 @@ def make_engine(
         else:
             engine.close()
     loop.close()
+
+
+@pytest.fixture
+def client(backend: Backend) -> Iterator[redis.Redis]:
+    """A plain client of the backend's data, to read (or plant) what the scripts store."""
+    plain = backend.sync_client()
+    yield plain
+    plain.close()
+
+
+def at(*parts: int) -> datetime:
+    """An instant in Beijing time: at(2026, 11, 30, 23, 59, 59)."""
+    return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ Times are moved with the ManualClock; every expected number is worked out by han
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from limiter import AsyncLimiter, AsyncStore, Catalog, InvalidRequest, Limiter, Settings, SyncStore
+from limiter import Catalog, InvalidRequest
 from limiter.catalog import load_catalog
 from limiter.metering import Month
 from limiter.periods import consecutive_periods
@@ -30,7 +28,7 @@ from limiter.plan import (
     expansion_field_value,
 )
 from limiter.testing import ManualClock
-from tests.conftest import APP, BEIJING, AsyncAsSync, Backend
+from tests.conftest import APP, at
 
 NOVEMBER = Month(2026, 11)
 DECEMBER = Month(2026, 12)
@@ -39,53 +37,8 @@ LATE_SECONDS = 600  # the default setting
 RETENTION_DAYS = 400  # the default metering_retention_days
 
 
-def at(*parts: int) -> datetime:
-    """An instant in Beijing time: at(2026, 11, 30, 23, 59, 59)."""
-    return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
-
-
 def keys_of(engine: Any) -> Any:
     return engine.core.keys.app(APP)
-
-
-@pytest.fixture
-def client(backend: Backend) -> Iterator[Any]:
-    """A plain client of the backend's data, to read what the scripts stored."""
-    plain = backend.sync_client()
-    yield plain
-    plain.close()
-
-
-@pytest.fixture(params=["sync", "async"])
-def make_custom_engine(
-    request: pytest.FixtureRequest, backend: Backend, clock: ManualClock
-) -> Iterator[Callable[..., Any]]:
-    """Like conftest's ``make_engine``, but also takes a catalog and a clock of its own."""
-    loop = asyncio.new_event_loop()
-    made: list[Any] = []
-
-    def make(catalog: Catalog | None = None, own_clock: ManualClock | None = None, **settings: Any):
-        settings.setdefault("cache_seconds", 0)
-        config = Settings(redis_url="memory://unused", **settings)
-        chosen = clock if own_clock is None else own_clock
-        if request.param == "sync":
-            store = SyncStore(backend.sync_client())
-            engine: Any = Limiter(store, settings=config, catalog=catalog, clock=chosen)
-        else:
-            store_async = AsyncStore(backend.async_client())
-            engine = AsyncAsSync(
-                AsyncLimiter(store_async, settings=config, catalog=catalog, clock=chosen), loop
-            )
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        if isinstance(engine, AsyncAsSync):
-            loop.run_until_complete(engine.engine.aclose())
-        else:
-            engine.close()
-    loop.close()
 
 
 # -- DAU: once per user and billing day ---------------------------------------------------------
@@ -312,14 +265,14 @@ def test_a_group_change_sets_the_month_hash_expiry_too(engine, client):
     assert expected - 60 < client.ttl(meter) <= expected
 
 
-def test_a_missing_day_set_does_not_shrink_the_days_count(make_custom_engine, clock, client):
+def test_a_missing_day_set_does_not_shrink_the_days_count(make_engine, clock, client):
     """Worker A's clock runs 30 s ahead of worker B's: A's first login of the day gives the
     day's set a TTL 30 s short, so Redis drops it inside B's late window. (Redis would also
     drop it under a ``volatile-*`` eviction policy.) B's late-window login must not then
     overwrite the day's recorded count with a fresh set's 1."""
     ahead = ManualClock(clock.now() + timedelta(seconds=30))
-    worker_a = make_custom_engine(own_clock=ahead)
-    worker_b = make_custom_engine()
+    worker_a = make_engine(own_clock=ahead)
+    worker_b = make_engine()
     for user in ["u1", "u2", "u3", "u4", "u5"]:
         worker_a.record_login(APP, user, clock.now())
     day_set = keys_of(worker_a).dau(TODAY)
@@ -572,8 +525,8 @@ def tiny_catalog() -> Catalog:
     return Catalog.model_validate(data)
 
 
-def test_bill_with_small_numbers_counted_through_record_login(make_custom_engine, clock):
-    engine = make_custom_engine(catalog=tiny_catalog())
+def test_bill_with_small_numbers_counted_through_record_login(make_engine, clock):
+    engine = make_engine(catalog=tiny_catalog())
     clock.set(at(2026, 11, 20, 9, 0))
     engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
     for _ in range(3):
@@ -750,8 +703,8 @@ def two_paid_editions() -> Catalog:
     return Catalog.model_validate(data)
 
 
-def test_an_upgrade_within_a_month_bills_both_packages(make_custom_engine, clock, client):
-    engine = make_custom_engine(catalog=two_paid_editions())
+def test_an_upgrade_within_a_month_bills_both_packages(make_engine, clock, client):
+    engine = make_engine(catalog=two_paid_editions())
     clock.set(at(2026, 1, 1, 9, 0))
     engine.set_edition(APP, "pro", purchased_on=date(2026, 1, 1))
     engine.record_login(APP, "u1")

@@ -19,16 +19,12 @@ import redis
 
 from limiter import Limiter, Settings
 from limiter.testing import ManualClock
-from tests.conftest import BEIJING, REDIS_URL, real_redis_or_skip
+from tests.conftest import REDIS_URL, at, real_redis_or_skip
 from tests.test_races import race
 
 pytestmark = pytest.mark.redis
 
 WORKERS = 8
-
-
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
 
 
 def pin(engine: Limiter, instant: datetime) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import pytest
@@ -33,21 +33,10 @@ from limiter.rebuild import (
     Record,
 )
 from limiter.results import Usage
-from tests.conftest import APP, BEIJING, Backend
+from tests.conftest import APP, Backend, at
 
 NOVEMBER = Month(2026, 11)
 CATALOG = load_catalog()
-
-
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
-
-
-@pytest.fixture
-def client(backend: Backend) -> Iterator[Any]:
-    plain = backend.sync_client()
-    yield plain
-    plain.close()
 
 
 def app_keys(client: Any) -> list[str]:

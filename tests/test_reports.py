@@ -4,8 +4,7 @@ over-limit report (lower limits never evict, so the report is how an operator se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -14,20 +13,9 @@ from limiter import InvalidRequest, Limiter, PlanConflict, Settings, SyncStore
 from limiter.catalog import Catalog, load_catalog
 from limiter.rebuild import AccountRecord, GroupRecord
 from limiter.results import OverLimit
-from tests.conftest import APP, BEIJING, Backend
+from tests.conftest import APP, Backend, at
 
 OTHER_APP = "1400000002"
-
-
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
-
-
-@pytest.fixture
-def client(backend: Backend) -> Iterator[Any]:
-    plain = backend.sync_client()
-    yield plain
-    plain.close()
 
 
 # -- the audit log --------------------------------------------------------------------------------
