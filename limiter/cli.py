@@ -196,7 +196,7 @@ def run_reconcile(context: Context) -> int:
     if args.json:
         _print_json(report_as_dict(report))
     else:
-        _print_report(report, actor)
+        print_report(report, actor)
     return 0
 
 
@@ -233,7 +233,7 @@ def _document(stream: BinaryIO, name: str) -> Iterator[Record]:
     return parse_document(data)
 
 
-def _print_report(report: ReconcileReport, actor: str) -> None:
+def print_report(report: ReconcileReport, actor: str) -> None:
     print(f"app {report.app}: reconciled (audited as {actor})")
     print()
     drifts = (
@@ -322,6 +322,27 @@ def audit_entry_as_dict(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+# -- demo -------------------------------------------------------------------------------------
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+
+
+def run_demo(context: Context) -> int:
+    try:
+        from examples.im_backend.demo import serve
+    except ImportError as exc:
+        print(
+            f"limiter demo needs the demo extra ({exc}): pip install 'limiter[demo]'",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    serve(context.args.host, context.args.port)
+    return 0
+
+
 # -- the command line -------------------------------------------------------------------------
 
 COMMANDS: tuple[Command, ...] = (
@@ -340,6 +361,12 @@ COMMANDS: tuple[Command, ...] = (
         run_over_limit,
     ),
     Command("audit", "the latest plan changes, newest first", _audit_arguments, run_audit),
+    Command(
+        "demo",
+        "run the example IM backend on localhost (in-process store without LIMITER_REDIS_URL)",
+        _demo_arguments,
+        run_demo,
+    ),
 )
 
 

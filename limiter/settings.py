@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -102,13 +102,13 @@ class Settings(BaseSettings):
         return "enforce"
 
 
-def load_settings(settings: Settings | None = None) -> Settings:
-    """``settings``, or the ``LIMITER_*`` environment read now; a bad value raises
-    :class:`ConfigurationError` naming the variable."""
+def load_settings(settings: Settings | None = None, **overrides: Any) -> Settings:
+    """``settings``, or the ``LIMITER_*`` environment read now with ``overrides`` on top; a
+    bad value raises :class:`ConfigurationError` naming the variable."""
     if settings is not None:
         return settings
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"LIMITER_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
