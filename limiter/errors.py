@@ -98,6 +98,11 @@ class Refusal:
     lift: Lift | None = None
 
     def describe(self) -> str:
+        if self.limit == "package":
+            return (
+                f"app {self.scope_id!r}: its {self.edition} package lapsed or has not started; "
+                f"additions are refused until it is renewed (IM code {self.code})"
+            )
         cap = "unlimited" if self.maximum is None else str(self.maximum)
         return (
             f"{self.limit} limit {cap} refuses the addition for {self.scope} "

@@ -90,12 +90,12 @@ def start(
     return server
 
 
-def environment(remove: Sequence[str] = (), **values: str) -> dict[str, str]:
-    """This process's environment without ``remove`` (and ``LIMITER_*``/``IM_*`` it did not
-    name, so a developer's shell cannot change what a test means), plus ``values``."""
+def environment(**values: str) -> dict[str, str]:
+    """This process's environment without any ``LIMITER_*`` or ``IM_*`` variable (a
+    developer's shell must not change what a test means), plus ``values``."""
     kept = {
         name: value
         for name, value in os.environ.items()
-        if name not in remove and not name.startswith(("LIMITER_", "IM_"))
+        if not name.startswith(("LIMITER_", "IM_"))
     }
     return {**kept, **values}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,4 +53,11 @@ def serve(host: str, port: int) -> None:
             f"  API docs:    {base}/docs",
         ]
         print("\n".join(lines), flush=True)
+        # uvicorn shuts down gracefully on SIGTERM and then re-raises it with the handler it
+        # found: make that an exit, so the temporary database is removed as with Ctrl-C.
+        signal.signal(signal.SIGTERM, _exit)
         uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
