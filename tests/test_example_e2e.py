@@ -594,7 +594,7 @@ def test_a_store_outage_answers_503_with_an_im_fail_body_and_changes_nothing(
         for table in ("accounts", "friends", "groups", "members")
     }
 
-    unavailable = "the limit store is unavailable; nothing was changed; retry"
+    unavailable = "the limit store is unavailable; retry (an addition changed nothing)"
     calls = [
         ("im_open_login_svc/account_import", {"UserID": "carol"}, 70500),
         ("im_open_login_svc/multiaccount_import", {"Accounts": ["carol", "dave"]}, 70500),

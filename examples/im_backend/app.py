@@ -33,9 +33,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from examples.im_backend import shapes
 from examples.im_backend.db import Database
@@ -107,7 +111,7 @@ def create_app(
     app.add_exception_handler(LimiterError, _limiter_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(sqlite3.Error, _database_error)
-    app.add_exception_handler(RecursionError, _too_deep)
+    app.add_exception_handler(HTTPException, _http_error)
     return app
 
 
@@ -147,7 +151,7 @@ async def _limiter_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, InvalidRequest):
         return _im(shapes.fail(shapes.INVALID.get(service, 90001), str(exc)))
     if isinstance(exc, StoreUnavailable):
-        info = "the limit store is unavailable; nothing was changed; retry"
+        info = "the limit store is unavailable; retry (an addition changed nothing)"
         return _im(shapes.fail(shapes.INTERNAL.get(service, 90994), info), 503)
     log.error("%s: %s", request.url.path, exc)
     return _im(shapes.fail(shapes.INTERNAL.get(service, 90994), str(exc)))
@@ -164,7 +168,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     service = _service(request)
     if service is None or not isinstance(exc, RequestValidationError):
         return await request_validation_exception_handler(request, exc)  # type: ignore[arg-type]
-    info = "; ".join(_describe(error) for error in exc.errors()[:3])
+    problems = dict.fromkeys(_describe(error) for error in exc.errors())
+    info = "; ".join(list(problems)[:3])
     return _im(shapes.fail(shapes.INVALID.get(service, 90001), info))
 
 
@@ -175,9 +180,21 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     return _im(shapes.fail(shapes.INTERNAL.get(service, 90994), info), 503)
 
 
-async def _too_deep(request: Request, exc: Exception) -> Response:
-    service = _service(request) or ""
-    return _im(shapes.fail(shapes.INVALID.get(service, 90001), "body: nested too deeply"))
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own refusals (a body it cannot parse: nested too deeply or not UTF-8; an
+    unknown command; a method other than POST) in the IM's shape on ``/v4``."""
+    service = _service(request)
+    if service is None or not isinstance(exc, HTTPException):
+        return await http_exception_handler(request, exc)  # type: ignore[arg-type]
+    code = shapes.INVALID.get(service, 90001)
+    if exc.status_code == 400:
+        info = "body: could not be read as JSON (nested too deeply, or not UTF-8)"
+        return _im(shapes.fail(code, info))
+    if exc.status_code == 404:
+        return _im(shapes.fail(code, f"unknown command {request.url.path}"))
+    # Not an IM request at all (a GET): HTTP says so, the body is still the IM's shape.
+    info = f"{request.url.path}: {exc.detail}"
+    return JSONResponse(shapes.fail(code, info), exc.status_code, headers=exc.headers)
 
 
 # -- dependencies ----------------------------------------------------------------------------------
@@ -317,11 +334,16 @@ def _im_router() -> APIRouter:
             result = await limits.add_friends(user, valid, both_ways)
             entries = []
             for item in result.items:
-                if isinstance(item, FriendItem) and item.outcome is Outcome.ADDED:
-                    if item.requester_side:
-                        entries.append((user, item.id))
-                    if item.peer_side:
-                        entries.append((item.id, user))
+                if item.outcome is not Outcome.ADDED:
+                    continue
+                if isinstance(item, FriendItem) and not result.degraded:
+                    mine, theirs = item.requester_side, item.peer_side
+                else:  # degraded (store down, outage policy open): what was asked for
+                    mine, theirs = True, both_ways
+                if mine:
+                    entries.append((user, item.id))
+                if theirs:
+                    entries.append((item.id, user))
             reservation = Reservation("add_friends", app, result, requester=user)
             await _write_or_release(
                 limits, reservation, lambda: db.add_friend_entries(app, entries)
@@ -417,34 +439,38 @@ def _im_router() -> APIRouter:
     @router.post(
         "/group_open_http_svc/delete_group_member",
         response_model=shapes.Answer,
-        summary="Remove members (not the owner)",
+        summary="Remove members (not the owner); safe to retry",
     )
     async def delete_group_member(
         body: shapes.DeleteGroupMember, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
         group = db.group(app, body.GroupId)
-        if group is None:
-            raise GroupNotFound(app, body.GroupId)
         users = _unique(body.MemberToDel_Account)
-        if group.owner in users:
+        if group is not None and group.owner in users:
             info = f"MemberToDel_Account: {group.owner!r} owns the group and cannot be removed"
             return shapes.fail(shapes.INVALID["group_open_http_svc"], info)
-        db.delete_members(app, group.id, users)
-        await limits.remove_members(group.id, users)
+        db.delete_members(app, body.GroupId, users)
+        try:
+            await limits.remove_members(body.GroupId, users)
+        except GroupNotFound:
+            if group is None:  # in neither: unknown (in SQLite only: drift, reconcile)
+                raise
         return shapes.ok()
 
     @router.post(
         "/group_open_http_svc/destroy_group",
         response_model=shapes.Answer,
-        summary="Destroy a group; its members' group counts go down",
+        summary="Destroy a group; its members' group counts go down; safe to retry",
     )
     async def destroy_group(
         body: shapes.DestroyGroup, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
-        if db.group(app, body.GroupId) is None:
-            raise GroupNotFound(app, body.GroupId)
+        # A retry after an outage finds the group gone from SQLite but still in the limiter.
+        group = db.group(app, body.GroupId)
         db.destroy_group(app, body.GroupId)
-        await limits.destroy_group(body.GroupId)
+        destroyed = await limits.destroy_group(body.GroupId)
+        if group is None and not destroyed.existed:
+            raise GroupNotFound(app, body.GroupId)
         return shapes.ok()
 
     @router.post(

@@ -125,9 +125,24 @@ class GetGroupInfo(Body):
 # -- openim ----------------------------------------------------------------------------------------
 
 
+MAX_CONTENT_DEPTH = 16
+
+
+def _shallow(value: Any, depth: int = 0) -> Any:
+    """Refuse content nested deeper than :data:`MAX_CONTENT_DEPTH` (it must come back out)."""
+    if depth > MAX_CONTENT_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_CONTENT_DEPTH} levels")
+    children = (
+        value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    )
+    for child in children:
+        _shallow(child, depth + 1)
+    return value
+
+
 class MsgElement(Body):
     MsgType: str = Field(min_length=1, max_length=32)
-    MsgContent: dict[str, Any]
+    MsgContent: Annotated[dict[str, Any], AfterValidator(_shallow)]
 
 
 class SendMsg(Body):
