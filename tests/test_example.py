@@ -1256,6 +1256,17 @@ def test_history_pages_newest_first(im: Im) -> None:
     assert texts(im.call(ROAM, window)) == ["m3", "m2", "m1"]
 
 
+def test_a_message_between_accounts_never_imported_is_refused(im: Im) -> None:
+    im.import_users("alice")
+    content = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}]
+    body = {"From_Account": "alice", "To_Account": "ghost", "MsgRandom": 1, "MsgBody": content}
+
+    answer = im.call(SEND, body)
+
+    assert answer == fail(90001, "not imported: 'ghost'", MsgTime=None, MsgKey=None)
+    assert im.rows("SELECT seq FROM messages") == set()
+
+
 def test_a_deeply_nested_message_does_not_break_the_history(im: Im) -> None:
     im.import_users("alice", "bob")
     content: dict[str, Any] = {"Text": "deep"}

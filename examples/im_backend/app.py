@@ -246,6 +246,17 @@ def _missing(db: Database, app: str, users: Iterable[str]) -> list[str]:
     return [user for user in wanted if user not in found]
 
 
+def _unknown_accounts(
+    db: Database, app: str, users: Iterable[str], service: str
+) -> dict[str, Any] | None:
+    """A FAIL answer naming the accounts that were never imported, or None if all were."""
+    missing = _missing(db, app, users)
+    if not missing:
+        return None
+    info = f"not imported: {', '.join(repr(user) for user in missing)}"
+    return shapes.fail(shapes.INVALID[service], info)
+
+
 # -- the commands ----------------------------------------------------------------------------------
 
 
@@ -400,10 +411,9 @@ def _im_router() -> APIRouter:
             raise InvalidRequest("Type", exc.message) from None
         group = body.GroupId or _new_group_id(group_type)
         members = _unique(member.Member_Account for member in body.MemberList)
-        missing = _missing(db, app, [body.Owner_Account, *members])
-        if missing:
-            info = f"not imported: {', '.join(repr(user) for user in missing)}"
-            return shapes.fail(shapes.INVALID["group_open_http_svc"], info)
+        unknown = _unknown_accounts(db, app, [body.Owner_Account, *members], "group_open_http_svc")
+        if unknown:
+            return unknown
         if db.group(app, group) is not None:
             raise GroupExists(app, group)
         await services.create_group(app, group, group_type, body.Owner_Account, body.Name, members)
@@ -513,6 +523,9 @@ def _im_router() -> APIRouter:
         summary="Store a one-to-one message",
     )
     async def sendmsg(body: shapes.SendMsg, request: Request, app: AppId, db: Db) -> dict[str, Any]:
+        unknown = _unknown_accounts(db, app, [body.From_Account, body.To_Account], "openim")
+        if unknown:
+            return unknown
         limiter: AsyncLimiter = request.app.state.limiter
         sent_at = int(limiter.core.clock.now().timestamp())
         content = json.dumps([element.model_dump() for element in body.MsgBody])
