@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from limiter.billing import Bill, plain_number
@@ -332,15 +333,29 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_demo(context: Context) -> int:
     try:
-        from examples.im_backend.demo import serve
+        serve = _demo_server()
     except ImportError as exc:
-        print(
-            f"limiter demo needs the demo extra ({exc}): pip install 'limiter[demo]'",
-            file=sys.stderr,
-        )
+        print(f"limiter demo: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     serve(context.args.host, context.args.port)
     return 0
+
+
+def _demo_server() -> Callable[[str, int], None]:
+    """The example backend's ``serve``. The example lives in the source checkout
+    (``examples/im_backend``), not in the installed package: found on ``sys.path`` (run from
+    the checkout) or beside this package (an editable install of the checkout)."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "examples" / "im_backend").is_dir() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        from examples.im_backend.demo import serve
+    except ImportError as exc:
+        raise ImportError(
+            f"needs the example of a source checkout and the demo extra "
+            f"(pip install -e '.[demo]' in the checkout): {exc}"
+        ) from None
+    return serve
 
 
 # -- the command line -------------------------------------------------------------------------

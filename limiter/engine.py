@@ -81,6 +81,10 @@ class AsyncLimiter:
     def catalog(self) -> Catalog:
         return self.core.catalog
 
+    def now(self) -> datetime:
+        """The current instant by the engine's clock (a test's ``ManualClock`` moves it)."""
+        return self.core.clock.now()
+
     @property
     def decisions(self) -> Counter[tuple[str, str]]:
         """Decisions so far in this process, by (limit, allowed | refused | shadow_refused)."""
@@ -314,6 +318,10 @@ class Limiter:
     @property
     def catalog(self) -> Catalog:
         return self.core.catalog
+
+    def now(self) -> datetime:
+        """The current instant by the engine's clock (a test's ``ManualClock`` moves it)."""
+        return self.core.clock.now()
 
     @property
     def decisions(self) -> Counter[tuple[str, str]]:

@@ -116,7 +116,12 @@ def check_entity_id(value: object, field: str, max_bytes: int) -> str:
     except UnicodeEncodeError:
         raise InvalidRequest(field, f"must be valid UTF-8 text: {value!r}") from None
     if size == 0 or size > max_bytes:
-        raise InvalidRequest(field, f"must be 1 to {max_bytes} bytes, got {size}: {value!r}")
+        raise InvalidRequest(field, f"must be 1 to {max_bytes} bytes, got {size}: {_shown(value)}")
     if _CONTROL.search(value):
-        raise InvalidRequest(field, f"must not contain control characters: {value!r}")
+        raise InvalidRequest(field, f"must not contain control characters: {_shown(value)}")
     return value
+
+
+def _shown(value: str, most: int = 64) -> str:
+    """``value`` as a message quotes it: at most ``most`` characters, then an ellipsis."""
+    return repr(value) if len(value) <= most else f"{value[:most]!r}..."

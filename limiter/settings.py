@@ -106,6 +106,8 @@ def load_settings(settings: Settings | None = None, **overrides: Any) -> Setting
     """``settings``, or the ``LIMITER_*`` environment read now with ``overrides`` on top; a
     bad value raises :class:`ConfigurationError` naming the variable."""
     if settings is not None:
+        if overrides:
+            raise TypeError("load_settings: give settings or overrides, not both")
         return settings
     try:
         return Settings(**overrides)

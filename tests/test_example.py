@@ -68,7 +68,7 @@ COMMANDS = (
 INVALID = {"im_open_login_svc": 70402, "sns": 30001, "group_open_http_svc": 10004, "openim": 90001}
 INTERNAL = {"im_open_login_svc": 70500, "sns": 30006, "group_open_http_svc": 10002}
 DB_FAILED = "the backend's database failed; nothing was changed; retry"
-STORE_DOWN = "the limit store is unavailable; retry (an addition changed nothing)"
+STORE_DOWN = "the limit store is unavailable; retry (nothing was added; a removal completes)"
 END_OF_TIME = 2**32 - 1
 GROUP_ID = re.compile(r"@TGS#[A-Z0-9]{10}")
 AV_GROUP_ID = re.compile(r"@TGS#a[A-Z0-9]{10}")
@@ -417,9 +417,7 @@ def test_friend_add_from_an_account_never_imported(im: Im) -> None:
 
     answer = im.call(FRIEND_ADD, body)
 
-    assert answer == fail(
-        30001, "From_Account 'ghost' was not imported", ResultItem=[], Fail_Account=[]
-    )
+    assert answer == fail(30001, "not imported: 'ghost'", ResultItem=[], Fail_Account=[])
     assert im.friend_entries() == set()
     assert im.user("bob") == (True, 0, 0)
 
@@ -1225,10 +1223,26 @@ def test_history_keeps_history_days(im: Im) -> None:
             }
         ],
     )
+    # Sending purged what the app no longer keeps: a later extension does not bring it back.
+    assert im.rows("SELECT seq FROM messages") == {(2,)}
     go_pro(im)
     extension = {"kind": "history_extension", "purchased_on": "2026-11-26", "days": 30}
     im.admin("POST", "/expansions", extension, status=201)
+    assert texts(im.call(ROAM, roam("bob", "alice"))) == ["day 8"]
+    assert old["MsgKey"] != new["MsgKey"]
+
+
+def test_a_history_extension_keeps_older_messages(im: Im) -> None:
+    im.import_users("alice", "bob")
+    go_pro(im)
+    extension = {"kind": "history_extension", "purchased_on": "2026-11-26", "days": 30}
+    im.admin("POST", "/expansions", extension, status=201)
+    old = send(im, "alice", "bob", 7, "day 0")
+    im.clock.advance(timedelta(days=8))
+    send(im, "bob", "alice", 8, "day 8")
+
     longer = im.call(ROAM, roam("bob", "alice"))
+
     assert texts(longer) == ["day 8", "day 0"]
     assert longer["LastMsgKey"] == old["MsgKey"]
 
@@ -1403,3 +1417,101 @@ def test_openapi_lists_every_command(im: Im) -> None:
     paths = answer.json()["paths"]
     assert {path for path in paths if path.startswith("/v4/")} == {f"/v4/{c}" for c in COMMANDS}
     assert all(set(paths[f"/v4/{c}"]) == {"post"} for c in COMMANDS)
+
+
+# -- found in review -------------------------------------------------------------------------------
+
+
+def test_reconcile_after_a_group_owner_was_deleted_finds_no_drift(
+    im: Im, sync_limiter: Limiter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    im.import_users("own", "m1")
+    group = im.create_group("own", "m1")
+    im.call(ACCOUNT_DELETE, {"DeleteItem": [{"UserID": "own"}]})
+
+    assert reconcile.main(["--db", str(im.db_path), "--json", APP], limiter=sync_limiter) == 0
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["memberships"] == {"before": 1, "after": 1, "added": 0, "removed": 0}
+    assert report["changes_total"] == 0
+    assert im.group(group) == GroupUsage(group, "Public", 1)
+
+
+def test_account_delete_retried_after_an_outage_reports_the_account_deleted(im: Im) -> None:
+    im.import_users("alice", "bob")
+    im.create_group("alice", "bob")
+    body = {"DeleteItem": [{"UserID": "bob"}]}
+
+    with down(im, "closed") as unreachable:
+        first = unreachable.post(ACCOUNT_DELETE, body)
+    retry = im.call(ACCOUNT_DELETE, body)
+
+    assert (first.status_code, first.headers["retry-after"]) == (503, "1")
+    assert retry == ok(ResultItem=[{"UserID": "bob", "ResultCode": 0, "ResultInfo": ""}])
+    assert im.user("bob") == (False, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("key", "info"),
+    [
+        ("99999999999999999999999_1_1", "LastMsgKey: not a key this backend gave out"),
+        ("0_1_1", "LastMsgKey: not a key this backend gave out: '0_1_1'"),
+        ("x_1_1", "LastMsgKey: not a key this backend gave out: 'x_1_1'"),
+    ],
+    ids=["too big", "zero", "not a number"],
+)
+def test_a_message_key_not_given_out_is_refused(im: Im, key: str, info: str) -> None:
+    im.import_users("alice", "bob")
+
+    answer = im.call(ROAM, roam("alice", "bob", LastMsgKey=key))
+
+    assert (answer["ActionStatus"], answer["ErrorCode"]) == ("FAIL", 90001)
+    assert answer["ErrorInfo"].startswith(info)
+
+
+@pytest.mark.parametrize(
+    ("content", "info"),
+    [
+        (b'{"Text": "\\ud800"}', "cannot be stored as JSON text"),
+        (b'{"Score": NaN}', "cannot be stored as JSON text"),
+        (b'{"Score": 1e999}', "cannot be stored as JSON text"),
+    ],
+    ids=["lone surrogate", "NaN", "infinite"],
+)
+def test_message_content_that_cannot_come_back_out_is_refused(
+    im: Im, content: bytes, info: str
+) -> None:
+    im.import_users("alice", "bob")
+    body = (
+        b'{"From_Account": "alice", "To_Account": "bob", "MsgRandom": 1, '
+        b'"MsgBody": [{"MsgType": "TIMCustomElem", "MsgContent": ' + content + b"}]}"
+    )
+
+    answer = im.call(SEND, body)
+    history = im.call(ROAM, roam("alice", "bob"))
+
+    assert (answer["ActionStatus"], answer["ErrorCode"]) == ("FAIL", 90001)
+    assert answer["ErrorInfo"].startswith(f"MsgBody.0.MsgContent: {info}")
+    assert history["MsgList"] == []
+
+
+def test_a_v4_path_without_a_command_answers_in_the_im_shape(im: Im) -> None:
+    answer = im.http.post(f"/v4/x?sdkappid={APP}", json={})
+
+    assert (answer.status_code, answer.json()) == (200, fail(90001, "unknown command /v4/x"))
+
+
+def test_a_group_name_is_measured_in_bytes(im: Im) -> None:
+    im.import_users("alice")
+    body = {"Owner_Account": "alice", "Type": "Public", "Name": "群" * 11}
+
+    answer = im.call(CREATE_GROUP, body)
+
+    assert answer == fail(10004, "Name: must be 1 to 30 bytes, got 33")
+
+
+def test_an_oversized_id_is_not_echoed_whole(im: Im) -> None:
+    answer = im.call(IMPORT, {"UserID": "7" * 5000})
+
+    assert answer["ErrorCode"] == 70402
+    assert answer["ErrorInfo"] == f"UserID: must be 1 to 32 bytes, got 5000: {'7' * 64!r}..."

@@ -7,6 +7,7 @@ One server serves the module; every test uses its own app, so they do not interf
 from __future__ import annotations
 
 import json
+import random
 import signal
 import sqlite3
 import subprocess
@@ -23,6 +24,7 @@ import httpx
 import pytest
 import redis
 
+from examples.im_backend.db import Database
 from tests.conftest import REDIS_URL, real_redis_or_skip
 from tests.servers import ROOT, Server, environment, start
 from tests.test_admin_processes import free_port
@@ -460,6 +462,83 @@ def test_concurrent_imports_at_the_account_cap_let_exactly_100_in(backend: Backe
 # -- Redis lost its data ------------------------------------------------------------------------
 
 
+def reconcile(backend: Backend, *apps: str) -> dict[str, dict[str, Any]]:
+    """Run the reconcile command on the backend's database; each app's drift report."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            *("-m", "examples.im_backend.reconcile", "--json", *apps),
+            *("--db", str(backend.database)),
+        ],
+        cwd=ROOT,
+        env=backend.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {report["app_id"]: report for report in map(json.loads, done.stdout.splitlines())}
+
+
+def test_racing_additions_and_removals_leave_sqlite_and_the_counters_equal(backend: Backend):
+    """16 clients at once: joins and leaves of one trial group, friend adds and deletes of one
+    user, account deletes and re-imports, a group destroyed and re-created while others join
+    it. Afterwards a reconcile from SQLite finds nothing to change, and no limit is passed."""
+    app = "1400000120"
+    im = Im(backend, app)
+    people = users("r", 30)
+    im.import_accounts(["hub", *people])
+    assert im.create_group("hub", "club", people[:10]) == ok(GroupId="club")
+    assert im.create_group("hub", "flash") == ok(GroupId="flash")
+    chance = random.Random(20261126)
+
+    def step(n: int) -> None:
+        user = chance.choice(people)
+        kind = n % 8
+        if kind == 0:
+            im.add_members("club", [user])
+        elif kind == 1:
+            body = {"GroupId": "club", "MemberToDel_Account": [user]}
+            im.call("group_open_http_svc/delete_group_member", body)
+        elif kind == 2:
+            im.friend_add("hub", [user])
+        elif kind == 3:
+            body = {"From_Account": "hub", "To_Account": [user]}
+            im.call("sns/friend_delete", body)
+        elif kind == 4:
+            im.call("im_open_login_svc/account_delete", {"DeleteItem": [{"UserID": user}]})
+        elif kind == 5:
+            im.account_import(user)
+        elif kind == 6:
+            im.add_members("flash", [user])
+        else:
+            im.call("group_open_http_svc/destroy_group", {"GroupId": "flash"})
+            im.create_group("hub", "flash")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(step, range(800)))
+
+    report = reconcile(backend, app)[app]
+    for name in ("accounts", "friendships", "groups", "memberships", "av_chatrooms"):
+        assert (report[name]["added"], report[name]["removed"]) == (0, 0), (name, report)
+    assert report["changes_total"] == 0, report["changes"]
+    sizes = rows(
+        backend.database, f"SELECT COUNT(*) FROM members WHERE app = '{app}' GROUP BY group_id"
+    )
+    assert max(size for (size,) in sizes) <= 20
+    friends = rows(
+        backend.database, f"SELECT COUNT(*) FROM friends WHERE app = '{app}' AND user_id = 'hub'"
+    )
+    assert friends[0][0] <= 20
+    orphans = rows(
+        backend.database,
+        f"SELECT user_id FROM members WHERE app = '{app}' AND user_id NOT IN "
+        f"(SELECT user_id FROM accounts WHERE app = '{app}')",
+    )
+    assert orphans == []
+
+
 def test_reconcile_rebuilds_the_counters_after_redis_is_flushed(backend: Backend):
     app = "1400000107"
     im = Im(backend, app)
@@ -485,21 +564,7 @@ def test_reconcile_rebuilds_the_counters_after_redis_is_flushed(backend: Backend
     backend.store.flushdb()
     assert im.app_view()["usage"] == {"users": 0, "groups": 0, "av_chatrooms": 0}
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            *("-m", "examples.im_backend.reconcile", "--json"),
-            *("--db", str(backend.database)),
-        ],
-        cwd=ROOT,
-        env=backend.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    reports = {report["app_id"]: report for report in map(json.loads, done.stdout.splitlines())}
+    reports = reconcile(backend)
     report = reports[app]
     drift = {
         name: report[name]
@@ -536,7 +601,7 @@ def test_reconcile_rebuilds_the_counters_after_redis_is_flushed(backend: Backend
 
 def test_reconcile_exits_1_when_redis_is_down_and_2_without_a_database(tmp_path: Path):
     db_path = tmp_path / "im.sqlite3"
-    rows(db_path, "SELECT 1")  # an SQLite file exists (empty: the app has no data)
+    Database(db_path).close()  # the example's database, without data
     env = server_env(f"redis://127.0.0.1:{free_port()}/0", db_path)
     command = [sys.executable, "-m", "examples.im_backend.reconcile", "1400000112"]
 
@@ -594,7 +659,7 @@ def test_a_store_outage_answers_503_with_an_im_fail_body_and_changes_nothing(
         for table in ("accounts", "friends", "groups", "members")
     }
 
-    unavailable = "the limit store is unavailable; retry (an addition changed nothing)"
+    unavailable = "the limit store is unavailable; retry (nothing was added; a removal completes)"
     calls = [
         ("im_open_login_svc/account_import", {"UserID": "carol"}, 70500),
         ("im_open_login_svc/multiaccount_import", {"Accounts": ["carol", "dave"]}, 70500),

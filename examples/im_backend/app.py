@@ -26,7 +26,7 @@ import os
 import secrets
 import sqlite3
 import string
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from examples.im_backend import shapes
 from examples.im_backend.db import Database
@@ -57,14 +58,12 @@ from limiter.errors import (
 )
 from limiter.fastapi import AppLimiter, BoundLimiter, HistoryStart, limiter_exception_handler
 from limiter.metrics import metrics_router
-from limiter.results import FriendItem
+from limiter.results import FriendItem, Item
 from limiter.settings import load_settings
 
 log = logging.getLogger("examples.im_backend")
 DEFAULT_DB_PATH = "im.sqlite3"
 _GROUP_ID_LETTERS = string.ascii_uppercase + string.digits
-Scope = MutableMapping[str, Any]
-Asgi = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Any]
 
 
 def create_app(
@@ -119,10 +118,10 @@ class _JsonBodies:
     """The hosted service reads every ``/v4`` body as JSON whatever its Content-Type (``curl
     -d`` sends a form type); so does the example."""
 
-    def __init__(self, app: Asgi) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v4/"):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
@@ -133,13 +132,18 @@ class _JsonBodies:
 
 
 def _service(request: Request) -> str | None:
-    """The ``<service>`` of a ``/v4/<service>/<command>`` request, else None."""
+    """The ``<service>`` of a ``/v4/<service>/<command>`` request ("" for another ``/v4``
+    path), else None."""
     parts = request.url.path.split("/")
-    return parts[2] if len(parts) > 3 and parts[1] == "v4" else None
+    if len(parts) < 3 or parts[1] != "v4":
+        return None
+    return parts[2] if len(parts) > 3 else ""
 
 
 def _im(body: dict[str, Any], status_code: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status_code)
+    """An IM answer; a 503 says when to retry."""
+    headers = {"Retry-After": "1"} if status_code == 503 else None
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 async def _limiter_error(request: Request, exc: Exception) -> Response:
@@ -151,7 +155,7 @@ async def _limiter_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, InvalidRequest):
         return _im(shapes.fail(shapes.INVALID.get(service, 90001), str(exc)))
     if isinstance(exc, StoreUnavailable):
-        info = "the limit store is unavailable; retry (an addition changed nothing)"
+        info = "the limit store is unavailable; retry (nothing was added; a removal completes)"
         return _im(shapes.fail(shapes.INTERNAL.get(service, 90994), info), 503)
     log.error("%s: %s", request.url.path, exc)
     return _im(shapes.fail(shapes.INTERNAL.get(service, 90994), str(exc)))
@@ -220,6 +224,16 @@ def _services(request: Request) -> Services:
 
 AppId = Annotated[str, Depends(_sdkappid)]
 Db = Annotated[Database, Depends(_db)]
+
+
+async def _one_at_a_time(app: AppId, db: Db) -> AsyncIterator[None]:
+    """Hold the app's lock from a command's first check to its last write, so a concurrent
+    command of the same app (a removal racing an addition) cannot slip in between the
+    limiter's decision and SQLite."""
+    async with db.serialized(app):
+        yield
+
+
 Limits = Annotated[BoundLimiter, Depends(AppLimiter())]
 Guarded = Annotated[Services, Depends(_services)]
 HistorySince = Annotated[datetime | None, Depends(HistoryStart(start="MinTime"))]
@@ -265,6 +279,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/im_open_login_svc/account_import",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.Answer,
         summary="Import one account (decorator style: guard on the service function)",
     )
@@ -276,6 +291,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/im_open_login_svc/multiaccount_import",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.MultiAccountImportAnswer,
         summary="Import up to 100 accounts; those past the account cap fail (70398)",
     )
@@ -300,6 +316,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/im_open_login_svc/account_delete",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.AccountDeleteAnswer,
         summary="Delete accounts with their friendships and memberships",
     )
@@ -309,7 +326,9 @@ def _im_router() -> APIRouter:
         users = _unique(item.UserID for item in body.DeleteItem)
         existing = db.existing_accounts(app, users)
         db.delete_accounts(app, users)
-        await limits.delete_users(users)
+        deleted = await limits.delete_users(users)
+        # A retry after an outage finds the account gone from SQLite, still in the limiter.
+        existing |= {user.id for user in deleted.users if user.registered}
         items = [
             {"UserID": user, "ResultCode": 0, "ResultInfo": ""}
             if user in existing
@@ -324,6 +343,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/sns/friend_add",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.FriendAnswer,
         summary="Add friends; per peer 0, 30010 (your list is full), 30014 (theirs is)",
     )
@@ -331,8 +351,9 @@ def _im_router() -> APIRouter:
         body: shapes.FriendAdd, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
         user = body.From_Account
-        if _missing(db, app, [user]):
-            return shapes.fail(shapes.INVALID["sns"], f"From_Account {user!r} was not imported")
+        unknown = _unknown_accounts(db, app, [user], "sns")
+        if unknown:
+            return unknown
         peers = _unique(item.To_Account for item in body.AddFriendItem)
         invalid = {peer: "cannot add yourself" for peer in peers if peer == user}
         invalid |= {peer: "the account was not imported" for peer in _missing(db, app, peers)}
@@ -369,6 +390,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/sns/friend_delete",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.FriendAnswer,
         summary="Delete friends, both ways (default) or from the requester's list only",
     )
@@ -398,6 +420,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/group_open_http_svc/create_group",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.CreateGroupAnswer,
         summary="Create a group (decorator style); 10037, 10038, 10036 or 60020 refuse it",
     )
@@ -421,6 +444,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/group_open_http_svc/add_group_member",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.AddGroupMemberAnswer,
         response_model_exclude_none=True,
         summary="Add up to 300 members; 10014 when the group cannot take them all",
@@ -448,6 +472,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/group_open_http_svc/delete_group_member",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.Answer,
         summary="Remove members (not the owner); safe to retry",
     )
@@ -469,6 +494,7 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/group_open_http_svc/destroy_group",
+        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.Answer,
         summary="Destroy a group; its members' group counts go down; safe to retry",
     )
@@ -527,7 +553,10 @@ def _im_router() -> APIRouter:
         if unknown:
             return unknown
         limiter: AsyncLimiter = request.app.state.limiter
-        sent_at = int(limiter.core.clock.now().timestamp())
+        sent_at = int(limiter.now().timestamp())
+        cutoff = await limiter.history_cutoff(app)
+        if cutoff is not None:  # the hosted service deletes what it no longer keeps
+            db.purge_messages(app, int(cutoff.timestamp()))
         content = json.dumps([element.model_dump() for element in body.MsgBody])
         seq = db.add_message(
             app, body.From_Account, body.To_Account, body.MsgRandom, sent_at, content
@@ -578,23 +607,20 @@ def _im_router() -> APIRouter:
     return router
 
 
-def _friend_outcome(item: Any) -> tuple[int, str]:
+def _friend_outcome(item: Item) -> tuple[int, str]:
     if item.outcome is Outcome.ADDED:
         return 0, ""
-    if item.outcome is Outcome.ALREADY:
+    if item.outcome is Outcome.ALREADY or item.refusal is None:
         return shapes.INVALID["sns"], "already a friend: nothing changed"
-    refusal = item.refusal
-    assert refusal is not None
-    return refusal.code, refusal.describe()
+    return item.refusal.code, item.refusal.describe()
 
 
-def _member_answer(item: Any) -> dict[str, Any]:
+def _member_answer(item: Item) -> dict[str, Any]:
     if item.outcome is Outcome.ADDED:
         return {"Member_Account": item.id, "Result": 1}
-    if item.outcome is Outcome.ALREADY:
+    if item.outcome is Outcome.ALREADY or item.refusal is None:
         return {"Member_Account": item.id, "Result": 2}
-    code = item.refusal.code if item.refusal is not None else None
-    return {"Member_Account": item.id, "Result": 0, "ErrorCode": code}
+    return {"Member_Account": item.id, "Result": 0, "ErrorCode": item.refusal.code}
 
 
 def _new_group_id(group_type: str) -> str:
@@ -608,10 +634,11 @@ def _message_key(seq: int, random: int, sent_at: int) -> str:
 
 
 def _message_seq(key: str) -> int:
-    try:
-        return int(key.split("_", 1)[0])
-    except ValueError:
-        raise InvalidRequest("LastMsgKey", f"not a key this backend gave out: {key!r}") from None
+    """The sequence number in a ``MsgKey`` this backend gave out (``seq_random_time``)."""
+    head = key.split("_", 1)[0]
+    if not head.isdigit() or not 0 < int(head) < 2**63:
+        raise InvalidRequest("LastMsgKey", f"not a key this backend gave out: {key!r}")
+    return int(head)
 
 
 def __getattr__(name: str) -> FastAPI:

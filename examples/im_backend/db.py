@@ -2,15 +2,20 @@
 members and one-to-one messages, per app. It knows nothing about limits.
 
 One connection serves the process (the app runs on one event loop); every change is one
-transaction, so a failed write leaves nothing behind.
+transaction, so a failed write leaves nothing behind. The app holds :meth:`Database.serialized`
+for an app around each check-then-write (existence checks, the limiter's decision, the write),
+so two requests of one app never interleave between the limiter and SQLite; run one worker per
+database file (SQLite has one writer anyway).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,7 @@ CREATE TABLE IF NOT EXISTS messages (
     to_account TEXT NOT NULL, random INTEGER NOT NULL, sent_at INTEGER NOT NULL,
     body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS messages_by_pair ON messages (app, from_account, to_account, sent_at);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (app, sent_at);
 """
 
 
@@ -56,18 +62,42 @@ class Message:
 
 
 class Database:
-    """The example's tables; ``path`` is a file (``IM_DB_PATH``) or ``:memory:``."""
+    """The example's tables; ``path`` is a file (``IM_DB_PATH``) or ``:memory:``.
+    ``read_only`` opens an existing file without creating or changing anything."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
-        self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if read_only:
+            uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+            self._connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+        else:
+            self._connection = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None
+            )
         self._lock = threading.Lock()
-        if self.path != ":memory:":
-            self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.executescript(SCHEMA)
+        self._apps: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        if not read_only:
+            if self.path != ":memory:":
+                self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.executescript(SCHEMA)
 
     def close(self) -> None:
         self._connection.close()
+
+    @asynccontextmanager
+    async def serialized(self, app: str) -> AsyncIterator[None]:
+        """Exclusive use of one app's data in this process, across awaits."""
+        async with self._apps[app]:
+            yield
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction: every read inside sees the same committed state."""
+        self._connection.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._connection.execute("COMMIT")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -208,6 +238,11 @@ class Database:
                 "DELETE FROM members WHERE app = ? AND group_id = ? AND user_id = ?",
                 [(app, group, user) for user in users],
             )
+
+    def purge_messages(self, app: str, before: int) -> None:
+        """Delete the app's messages sent before ``before`` (Unix seconds)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM messages WHERE app = ? AND sent_at < ?", (app, before))
 
     def add_message(
         self, app: str, from_account: str, to_account: str, random: int, sent_at: int, body: str

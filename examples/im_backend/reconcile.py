@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -32,7 +33,9 @@ def records(db: Database, app: str) -> Iterator[Record]:
     for user, friend in db.friendships(app):
         yield FriendRecord(user, friend)
     for group, members in db.groups_with_members(app):
-        yield GroupRecord(group.id, group.type, tuple(members), group.owner)
+        # An owner whose account was deleted left the group: it is no longer a member.
+        owner = group.owner if group.owner in members else None
+        yield GroupRecord(group.id, group.type, tuple(members), owner)
 
 
 def main(argv: Sequence[str] | None = None, *, limiter: Limiter | None = None) -> int:
@@ -45,20 +48,35 @@ def main(argv: Sequence[str] | None = None, *, limiter: Limiter | None = None) -
     parser.add_argument("--json", action="store_true", help="print the reports as JSON lines")
     args = parser.parse_args(argv)
     path = args.db or os.environ.get("IM_DB_PATH") or DEFAULT_DB_PATH
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         print(f"reconcile: no database at {path}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    db = Database(path)
-    engine = limiter if limiter is not None else Limiter.from_settings()
+    try:
+        db = Database(path, read_only=True)
+        apps = args.apps or db.apps()
+    except sqlite3.Error as exc:
+        print(f"reconcile: {path} is not the example's database: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not apps:
+        print(f"reconcile: {path} holds no app: nothing to rebuild")
+        db.close()
+        return 0
+    try:
+        engine = limiter if limiter is not None else Limiter.from_settings()
+    except LimiterError as exc:
+        print(f"reconcile: {exc}", file=sys.stderr)
+        db.close()
+        return EXIT_FAILED
     try:
         actor = cli_actor()
-        for app in args.apps or db.apps():
-            report = engine.reconcile(app, records(db, app), actor=actor)
+        for app in apps:
+            with db.snapshot():  # one consistent state of the app's data
+                report = engine.reconcile(app, records(db, app), actor=actor)
             if args.json:
                 print(json.dumps(report_as_dict(report)))
             else:
                 print_report(report, actor)
-    except InvalidRequest as exc:
+    except (InvalidRequest, sqlite3.Error) as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except LimiterError as exc:

@@ -3,11 +3,13 @@ in the limiter before the function writes SQLite, and releases it if the write f
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from examples.im_backend.db import Database
 from limiter import AsyncLimiter, guard
+from limiter.errors import GroupExists
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class Services:
         async def create_group(
             app: str, group: str, group_type: str, owner: str, name: str, members: Sequence[str]
         ) -> None:
-            db.create_group(app, group, group_type, owner, name, members)
+            try:
+                db.create_group(app, group, group_type, owner, name, members)
+            except sqlite3.IntegrityError:
+                if db.group(app, group) is None:
+                    raise
+                raise GroupExists(app, group) from None  # taken since the caller looked
 
         return cls(import_account, create_group)

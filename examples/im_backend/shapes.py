@@ -8,6 +8,7 @@ no control characters.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -22,6 +23,7 @@ MAX_GROUP_IDS = 50
 MAX_MESSAGES = 100
 USER_ID_MAX_BYTES = 32
 GROUP_ID_MAX_BYTES = 48
+MAX_NAME_BYTES = 30  # a group's Name, as the hosted service measures it
 
 # Per service: the hosted IM's code for a bad request, and for an internal error (retry).
 INVALID = {"im_open_login_svc": 70402, "sns": 30001, "group_open_http_svc": 10004, "openim": 90001}
@@ -37,6 +39,28 @@ def _entity_id(max_bytes: int) -> AfterValidator:
             raise ValueError(exc.message) from None
 
     return AfterValidator(check)
+
+
+def _utf8_size(value: str) -> int:
+    """The size of ``value`` in UTF-8; text with a lone surrogate (which no store or answer
+    can carry) is refused."""
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8 text") from None
+
+
+def _name(value: str) -> str:
+    size = _utf8_size(value)
+    if not 0 < size <= MAX_NAME_BYTES:
+        raise ValueError(f"must be 1 to {MAX_NAME_BYTES} bytes, got {size}")
+    return value
+
+
+def _msg_type(value: str) -> str:
+    if not 0 < _utf8_size(value) <= 32:
+        raise ValueError("must be 1 to 32 bytes")
+    return value
 
 
 UserIdText = Annotated[str, _entity_id(USER_ID_MAX_BYTES)]
@@ -100,7 +124,7 @@ class CreateGroup(Body):
     Owner_Account: UserIdText
     Type: str = Field(description="Private (Work), Public, ChatRoom (Meeting) or AVChatRoom")
     GroupId: GroupIdText | None = None
-    Name: str = Field(min_length=1, max_length=30)
+    Name: Annotated[str, AfterValidator(_name)]
     MemberList: list[Member] = Field(default_factory=list, max_length=MAX_MEMBERS)
 
 
@@ -128,21 +152,30 @@ class GetGroupInfo(Body):
 MAX_CONTENT_DEPTH = 16
 
 
-def _shallow(value: Any, depth: int = 0) -> Any:
-    """Refuse content nested deeper than :data:`MAX_CONTENT_DEPTH` (it must come back out)."""
+def _storable(value: Any) -> Any:
+    """Content that comes back out as it went in: nested at most :data:`MAX_CONTENT_DEPTH`
+    levels, valid UTF-8 text (no lone surrogates), no NaN or infinite numbers."""
+    _check_depth(value, 0)
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"cannot be stored as JSON text: {exc}") from None
+    return value
+
+
+def _check_depth(value: Any, depth: int) -> None:
     if depth > MAX_CONTENT_DEPTH:
         raise ValueError(f"nested deeper than {MAX_CONTENT_DEPTH} levels")
     children = (
         value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     )
     for child in children:
-        _shallow(child, depth + 1)
-    return value
+        _check_depth(child, depth + 1)
 
 
 class MsgElement(Body):
-    MsgType: str = Field(min_length=1, max_length=32)
-    MsgContent: Annotated[dict[str, Any], AfterValidator(_shallow)]
+    MsgType: Annotated[str, AfterValidator(_msg_type)]
+    MsgContent: Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
 class SendMsg(Body):
