@@ -1515,3 +1515,19 @@ def test_an_oversized_id_is_not_echoed_whole(im: Im) -> None:
 
     assert answer["ErrorCode"] == 70402
     assert answer["ErrorInfo"] == f"UserID: must be 1 to 32 bytes, got 5000: {'7' * 64!r}..."
+
+
+def test_paging_follows_time_even_when_the_clock_went_back(im: Im) -> None:
+    im.import_users("alice", "bob")
+    first = send(im, "alice", "bob", 1, "later")
+    im.clock.advance(timedelta(minutes=-5))  # a host clock stepped back: seq 2 is older
+    send(im, "bob", "alice", 2, "earlier")
+
+    page = im.call(ROAM, roam("alice", "bob", MaxCnt=1))
+    rest = im.call(
+        ROAM,
+        roam("alice", "bob", MaxCnt=1, MaxTime=page["LastMsgTime"], LastMsgKey=page["LastMsgKey"]),
+    )
+
+    assert (texts(page), page["Complete"], page["LastMsgKey"]) == (["later"], 0, first["MsgKey"])
+    assert (texts(rest), rest["Complete"]) == (["earlier"], 1)

@@ -572,14 +572,14 @@ def _im_router() -> APIRouter:
         body: shapes.GetRoamMsg, app: AppId, since: HistorySince, db: Db
     ) -> dict[str, Any]:
         start = body.MinTime if since is None else max(body.MinTime, int(since.timestamp()))
-        before = _message_seq(body.LastMsgKey) if body.LastMsgKey else None
+        after = _message_position(body.LastMsgKey) if body.LastMsgKey else None
         found = db.messages(
             app,
             body.Operator_Account,
             body.Peer_Account,
             start,
             body.MaxTime,
-            before,
+            after,
             body.MaxCnt + 1,
         )
         page = found[: body.MaxCnt]
@@ -633,12 +633,14 @@ def _message_key(seq: int, random: int, sent_at: int) -> str:
     return f"{seq}_{random}_{sent_at}"
 
 
-def _message_seq(key: str) -> int:
-    """The sequence number in a ``MsgKey`` this backend gave out (``seq_random_time``)."""
-    head = key.split("_", 1)[0]
-    if not head.isdigit() or not 0 < int(head) < 2**63:
+def _message_position(key: str) -> tuple[int, int]:
+    """(sent_at, seq) of a ``MsgKey`` this backend gave out (``seq_random_time``)."""
+    parts = key.split("_")
+    numbers = [int(part) for part in parts if part.isdigit() and int(part) < 2**63]
+    if len(parts) != 3 or len(numbers) != 3 or numbers[0] == 0:
         raise InvalidRequest("LastMsgKey", f"not a key this backend gave out: {key!r}")
-    return int(head)
+    seq, _, sent_at = numbers
+    return sent_at, seq
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -162,15 +162,25 @@ class Database:
             yield Group(group_id, type_, owner, name, len(members)), members
 
     def messages(
-        self, app: str, a: str, b: str, since: int, until: int, before_seq: int | None, limit: int
+        self,
+        app: str,
+        a: str,
+        b: str,
+        since: int,
+        until: int,
+        after: tuple[int, int] | None,
+        limit: int,
     ) -> list[Message]:
-        """Messages between a and b sent in [since, until], newest first, at most ``limit``."""
+        """Messages between a and b sent in [since, until], newest first, at most ``limit``;
+        with ``after`` (a page's last (sent_at, seq)), only those that come after it."""
+        last_time, last_seq = after if after is not None else (until, 2**63 - 1)
         rows = self._rows(
             "SELECT seq, from_account, to_account, random, sent_at, body FROM messages "
             "WHERE app = ? AND ((from_account = ? AND to_account = ?) OR "
-            "(from_account = ? AND to_account = ?)) AND sent_at BETWEEN ? AND ? AND seq < ? "
+            "(from_account = ? AND to_account = ?)) AND sent_at BETWEEN ? AND ? "
+            "AND (sent_at < ? OR (sent_at = ? AND seq < ?)) "
             "ORDER BY sent_at DESC, seq DESC LIMIT ?",
-            (app, a, b, b, a, since, until, before_seq or 2**62, limit),
+            (app, a, b, b, a, since, until, last_time, last_time, last_seq, limit),
         )
         return [Message(*row) for row in rows]
 
