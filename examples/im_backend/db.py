@@ -78,7 +78,10 @@ class Database:
         self._apps: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         if not read_only:
             if self.path != ":memory:":
+                # WAL: readers never wait for the writer. NORMAL: no fsync per commit (a power
+                # cut may lose the last commits, which the reconcile repairs in the counters).
                 self._connection.execute("PRAGMA journal_mode=WAL")
+                self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.executescript(SCHEMA)
 
     def close(self) -> None:
