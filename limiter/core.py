@@ -150,7 +150,7 @@ class Core:
         """A valid group id (1..``group_id_max_bytes`` bytes, no control characters)."""
         return check_entity_id(value, field, self.settings.group_id_max_bytes)
 
-    def _users(self, values: Iterable[str] | str, field: str) -> tuple[str, ...]:
+    def check_users(self, values: Iterable[str] | str, field: str) -> tuple[str, ...]:
         """Validated user ids in request order; duplicates count once."""
         if isinstance(values, str):
             values = (values,)
@@ -257,7 +257,7 @@ class Core:
         ``all_or_nothing``: if any would be refused, register none and raise :class:`Refused`.
         """
         keys = self.keys.app(app)
-        ids = self._users(users, "users")
+        ids = self.check_users(users, "users")
 
         def run() -> Op[BatchResult]:
             limits = yield from self._limits(app)
@@ -283,7 +283,7 @@ class Core:
     def delete_users(self, app: str, users: Iterable[str] | str) -> Op[DeleteResult]:
         """Unregister accounts, releasing their friendships (both sides) and memberships."""
         keys = self.keys.app(app)
-        ids = self._users(users, "users")
+        ids = self.check_users(users, "users")
 
         def run() -> Op[DeleteResult]:
             script_keys = (
@@ -330,7 +330,7 @@ class Core:
         """
         keys = self.keys.app(app)
         user = self.check_user(user)
-        ids = self._users(peers, "peers")
+        ids = self.check_users(peers, "peers")
         both_ways = _switch(both_ways, "both_ways")
         if user in ids:
             raise InvalidRequest("peers", f"a user cannot befriend themselves: {user!r}")
@@ -378,7 +378,7 @@ class Core:
     ) -> Op[BatchResult]:
         """Remove peers from ``user``'s list (and ``user`` from theirs when ``both_ways``)."""
         user = self.check_user(user)
-        ids = self._users(peers, "peers")
+        ids = self.check_users(peers, "peers")
         both_ways = _switch(both_ways, "both_ways")
         edges = [(user, peer) for peer in ids]
         if both_ways:
@@ -422,7 +422,7 @@ class Core:
         group_type = self.catalog.group_type(type)
         spec = self.catalog.group_types[group_type]
         owner = self.check_user(owner, "owner")
-        people = tuple(dict.fromkeys((owner, *self._users(members, "members"))))
+        people = tuple(dict.fromkeys((owner, *self.check_users(members, "members"))))
 
         def run() -> Op[GroupCreated]:
             limits = yield from self._limits(app)
@@ -493,7 +493,7 @@ class Core:
         nothing changes. ``all_or_nothing``: a 10037 also refuses the whole call."""
         keys = self.keys.app(app)
         group = self.check_group(group)
-        ids = self._users(users, "users")
+        ids = self.check_users(users, "users")
 
         def run() -> Op[MembersResult]:
             limits = yield from self._limits(app)
@@ -557,7 +557,7 @@ class Core:
         """Remove users from a group, releasing their groups_per_user count."""
         keys = self.keys.app(app)
         group = self.check_group(group)
-        ids = self._users(users, "users")
+        ids = self.check_users(users, "users")
 
         def run() -> Op[BatchResult]:
             script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free)

@@ -560,12 +560,12 @@ CROWD = tuple(f"m{i:02d}" for i in range(20))
         ),
         pytest.param(
             {"Owner_Account": "ghost"},
-            fail(10004, "not imported: 'ghost'", GroupId=None),
+            fail(10004, "not imported: 'ghost'"),
             id="owner not imported",
         ),
         pytest.param(
             {"MemberList": members("m00", "ghost", "nobody")},
-            fail(10004, "not imported: 'ghost', 'nobody'", GroupId=None),
+            fail(10004, "not imported: 'ghost', 'nobody'"),
             id="members not imported",
         ),
     ],
@@ -1277,7 +1277,7 @@ def test_a_message_between_accounts_never_imported_is_refused(im: Im) -> None:
 
     answer = im.call(SEND, body)
 
-    assert answer == fail(90001, "not imported: 'ghost'", MsgTime=None, MsgKey=None)
+    assert answer == fail(90001, "not imported: 'ghost'")
     assert im.rows("SELECT seq FROM messages") == set()
 
 
@@ -1531,3 +1531,108 @@ def test_paging_follows_time_even_when_the_clock_went_back(im: Im) -> None:
 
     assert (texts(page), page["Complete"], page["LastMsgKey"]) == (["later"], 0, first["MsgKey"])
     assert (texts(rest), rest["Complete"]) == (["earlier"], 1)
+
+
+# -- found in the second review --------------------------------------------------------------------
+
+
+def test_an_addition_of_what_is_already_there_repairs_sqlite(im: Im) -> None:
+    # A removal that reached SQLite but not the limiter (an outage, the client never retried).
+    im.import_users("alice", "bob")
+    group = im.create_group("alice", "bob")
+    im.befriend("alice", "bob")
+    with closing(sqlite3.connect(im.db_path, isolation_level=None)) as db:
+        db.execute("DELETE FROM members WHERE user_id = 'bob'")
+        db.execute("DELETE FROM friends")
+
+    joined = im.call(ADD_MEMBERS, {"GroupId": group, "MemberList": members("bob")})
+    befriended = im.call(FRIEND_ADD, {"From_Account": "alice", "AddFriendItem": peers("bob")})
+
+    assert joined == ok(MemberList=[{"Member_Account": "bob", "Result": 2}])
+    assert befriended["ResultItem"][0]["ResultCode"] == 30001  # already: nothing counted
+    assert im.rows("SELECT user_id FROM members WHERE group_id = ?", group) == {
+        ("alice",),
+        ("bob",),
+    }
+    assert im.rows("SELECT user_id, friend_id FROM friends") == {("alice", "bob"), ("bob", "alice")}
+
+
+def test_a_removal_the_limiter_would_refuse_changes_nothing(
+    backend: Backend, clock: ManualClock, tmp_path: Path
+) -> None:
+    settings = Settings(
+        redis_url="memory://unused",
+        cache_seconds=0,
+        admin_tokens={"ops": SecretStr(TOKEN)},
+        max_batch=2,
+    )
+    engine = AsyncLimiter(AsyncStore(backend.async_client()), settings=settings, clock=clock)
+    with serving(engine, tmp_path / "im.sqlite3", clock) as im:
+        im.import_users("a", "b")
+        im.import_users("c")
+        group = im.create_group("a", "b")
+        before = im.tables()
+
+        answers = [
+            im.call(DELETE_MEMBERS, {"GroupId": group, "MemberToDel_Account": ["b", "c", "x"]}),
+            im.call(FRIEND_DELETE, {"From_Account": "a", "To_Account": ["b", "c", "x"]}),
+            im.call(ACCOUNT_DELETE, {"DeleteItem": [{"UserID": u} for u in ("a", "b", "c")]}),
+        ]
+
+        assert [answer["ErrorInfo"] for answer in answers] == [
+            "MemberToDel_Account: at most 2 ids in one call, got 3",
+            "To_Account: at most 2 ids in one call, got 3",
+            "DeleteItem: at most 2 ids in one call, got 3",
+        ]
+        assert im.tables() == before
+
+
+def test_app_locks_are_kept_only_while_in_use(im: Im) -> None:
+    for n in range(20):
+        im.call(IMPORT, {"UserID": "alice"}, query=f"sdkappid=app{n}")
+        im.call(FRIEND_ADD, {}, query=f"sdkappid=app{n}")  # refused before any lock
+
+    assert im.http.app.state.db._apps == {}
+
+
+@pytest.mark.parametrize(
+    "key", ["1_1_\u00b2", "\uff11_1_1", "1_1_\u0661"], ids=["superscript", "fullwidth", "arabic"]
+)
+def test_a_message_key_with_non_ascii_digits_is_refused(im: Im, key: str) -> None:
+    im.import_users("alice", "bob")
+
+    answer = im.call(ROAM, roam("alice", "bob", LastMsgKey=key))
+
+    assert answer == fail(90001, f"LastMsgKey: not a key this backend gave out: {key!r}")
+
+
+def test_message_content_over_12_kb_is_refused(im: Im) -> None:
+    im.import_users("alice", "bob")
+    content = [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "x" * 12_000}}]
+    body = {"From_Account": "alice", "To_Account": "bob", "MsgRandom": 1, "MsgBody": content}
+
+    answer = im.call(SEND, body)
+
+    assert answer == fail(90001, "MsgBody.0.MsgContent: at most 12000 bytes of JSON, got 12012")
+
+
+@pytest.mark.parametrize(
+    ("path", "info"),
+    [
+        (f"/v4/{IMPORT}/", f"unknown command /v4/{IMPORT}/"),
+        ("/v4", "unknown command /v4"),
+    ],
+    ids=["trailing slash", "v4 alone"],
+)
+def test_near_miss_paths_answer_in_the_im_shape(im: Im, path: str, info: str) -> None:
+    answer = im.http.post(f"{path}?sdkappid={APP}", json={"UserID": "alice"})
+
+    assert (answer.status_code, answer.json()["ErrorInfo"]) == (200, info)
+    assert im.accounts() == set()
+
+
+def test_an_admin_body_that_is_not_utf8_gets_a_422(im: Im) -> None:
+    answer = im.http.put(f"/admin/apps/{APP}/edition", content=b"\xff", headers=AUTH)
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body"]

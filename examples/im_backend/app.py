@@ -20,13 +20,15 @@ the environment on first use (``uvicorn examples.im_backend.app:app``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
 import secrets
 import sqlite3
 import string
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +66,7 @@ from limiter.settings import load_settings
 log = logging.getLogger("examples.im_backend")
 DEFAULT_DB_PATH = "im.sqlite3"
 _GROUP_ID_LETTERS = string.ascii_uppercase + string.digits
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def create_app(
@@ -98,6 +101,7 @@ def create_app(
                 await engine.aclose()
 
     app = FastAPI(
+        redirect_slashes=False,  # /v4/.../ is an unknown command, not a redirect
         title="limiter example IM backend",
         description="The hosted IM's REST commands over SQLite, guarded by limiter.",
         lifespan=lifespan,
@@ -135,7 +139,7 @@ def _service(request: Request) -> str | None:
     """The ``<service>`` of a ``/v4/<service>/<command>`` request ("" for another ``/v4``
     path), else None."""
     parts = request.url.path.split("/")
-    if len(parts) < 3 or parts[1] != "v4":
+    if len(parts) < 2 or parts[1] != "v4":
         return None
     return parts[2] if len(parts) > 3 else ""
 
@@ -170,8 +174,12 @@ def _describe(error: Any) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     service = _service(request)
-    if service is None or not isinstance(exc, RequestValidationError):
-        return await request_validation_exception_handler(request, exc)  # type: ignore[arg-type]
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    if service is None:  # FastAPI's answer, without the input (not always JSON-encodable)
+        errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+        plain = RequestValidationError(errors, body=None)
+        return await request_validation_exception_handler(request, plain)
     problems = dict.fromkeys(_describe(error) for error in exc.errors())
     info = "; ".join(list(problems)[:3])
     return _im(shapes.fail(shapes.INVALID.get(service, 90001), info))
@@ -226,12 +234,22 @@ AppId = Annotated[str, Depends(_sdkappid)]
 Db = Annotated[Database, Depends(_db)]
 
 
-async def _one_at_a_time(app: AppId, db: Db) -> AsyncIterator[None]:
-    """Hold the app's lock from a command's first check to its last write, so a concurrent
-    command of the same app (a removal racing an addition) cannot slip in between the
-    limiter's decision and SQLite."""
-    async with db.serialized(app):
-        yield
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def _one_app_at_a_time(handler: Handler) -> Handler:
+    """Run a command holding its app's lock, from its first check to its last write, so a
+    concurrent command of the same app (a removal racing an addition) cannot slip in between
+    the limiter's decision and SQLite. The lock is released before the answer is sent (a
+    client slow to read it holds nobody up). The command takes ``app`` and ``db``."""
+
+    @functools.wraps(handler)
+    async def serialized(**arguments: Any) -> dict[str, Any]:
+        db: Database = arguments["db"]
+        async with db.serialized(arguments["app"]):
+            return await handler(**arguments)
+
+    return serialized
 
 
 Limits = Annotated[BoundLimiter, Depends(AppLimiter())]
@@ -243,6 +261,12 @@ def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _checked_users(limits: BoundLimiter, users: Iterable[str], field: str) -> list[str]:
+    """Ids as the limiter will take them (its id lengths and batch maximum), checked before
+    a removal writes SQLite, so a request it refuses changes nothing."""
+    return list(limits.limiter.core.check_users(list(users), field))
+
+
 async def _write_or_release(
     limits: BoundLimiter, reservation: Reservation, write: Callable[[], None]
 ) -> None:
@@ -250,7 +274,10 @@ async def _write_or_release(
     try:
         write()
     except BaseException:
-        await limits.limiter.release(reservation)
+        try:
+            await limits.limiter.release(reservation)
+        except LimiterError as exc:
+            log.error("not released, counts stay high until a reconcile: %s", exc)
         raise
 
 
@@ -279,22 +306,22 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/im_open_login_svc/account_import",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.Answer,
         summary="Import one account (decorator style: guard on the service function)",
     )
+    @_one_app_at_a_time
     async def account_import(
-        body: shapes.AccountImport, app: AppId, services: Guarded
+        body: shapes.AccountImport, app: AppId, services: Guarded, db: Db
     ) -> dict[str, Any]:
         await services.import_account(app, body.UserID)
         return shapes.ok()
 
     @router.post(
         "/im_open_login_svc/multiaccount_import",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.MultiAccountImportAnswer,
         summary="Import up to 100 accounts; those past the account cap fail (70398)",
     )
+    @_one_app_at_a_time
     async def multiaccount_import(
         body: shapes.MultiAccountImport, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
@@ -316,14 +343,14 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/im_open_login_svc/account_delete",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.AccountDeleteAnswer,
         summary="Delete accounts with their friendships and memberships",
     )
+    @_one_app_at_a_time
     async def account_delete(
         body: shapes.AccountDelete, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
-        users = _unique(item.UserID for item in body.DeleteItem)
+        users = _checked_users(limits, (item.UserID for item in body.DeleteItem), "DeleteItem")
         existing = db.existing_accounts(app, users)
         db.delete_accounts(app, users)
         deleted = await limits.delete_users(users)
@@ -343,10 +370,10 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/sns/friend_add",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.FriendAnswer,
         summary="Add friends; per peer 0, 30010 (your list is full), 30014 (theirs is)",
     )
+    @_one_app_at_a_time
     async def friend_add(
         body: shapes.FriendAdd, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
@@ -366,11 +393,14 @@ def _im_router() -> APIRouter:
             result = await limits.add_friends(user, valid, both_ways)
             entries = []
             for item in result.items:
-                if item.outcome is not Outcome.ADDED:
+                if item.outcome is Outcome.REFUSED:
                     continue
-                if isinstance(item, FriendItem) and not result.degraded:
+                if isinstance(item, FriendItem) and item.outcome is Outcome.ADDED:
                     mine, theirs = item.requester_side, item.peer_side
-                else:  # degraded (store down, outage policy open): what was asked for
+                else:
+                    # Already there, or degraded (store down, policy open): what was asked
+                    # for. The limiter has it (or could not say), so SQLite must too; this
+                    # repairs a removal that reached SQLite only.
                     mine, theirs = True, both_ways
                 if mine:
                     entries.append((user, item.id))
@@ -390,15 +420,15 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/sns/friend_delete",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.FriendAnswer,
         summary="Delete friends, both ways (default) or from the requester's list only",
     )
+    @_one_app_at_a_time
     async def friend_delete(
         body: shapes.FriendDelete, limits: Limits, app: AppId, db: Db
     ) -> dict[str, Any]:
         user = body.From_Account
-        peers = _unique(body.To_Account)
+        peers = _checked_users(limits, body.To_Account, "To_Account")
         both_ways = body.DeleteType == "Delete_Type_Both"
         entries = [(user, peer) for peer in peers]
         if both_ways:
@@ -407,7 +437,7 @@ def _im_router() -> APIRouter:
         result = await limits.remove_friends(user, peers, both_ways)
         items = [
             {"To_Account": item.id, "ResultCode": 0, "ResultInfo": ""}
-            if item.outcome is Outcome.REMOVED
+            if item.outcome is Outcome.REMOVED or result.degraded
             else {
                 "To_Account": item.id,
                 "ResultCode": shapes.INVALID["sns"],
@@ -420,10 +450,11 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/group_open_http_svc/create_group",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.CreateGroupAnswer,
+        response_model_exclude_none=True,
         summary="Create a group (decorator style); 10037, 10038, 10036 or 60020 refuse it",
     )
+    @_one_app_at_a_time
     async def create_group(
         body: shapes.CreateGroup, request: Request, app: AppId, services: Guarded, db: Db
     ) -> dict[str, Any]:
@@ -444,11 +475,11 @@ def _im_router() -> APIRouter:
 
     @router.post(
         "/group_open_http_svc/add_group_member",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.AddGroupMemberAnswer,
         response_model_exclude_none=True,
         summary="Add up to 300 members; 10014 when the group cannot take them all",
     )
+    @_one_app_at_a_time
     async def add_group_member(
         body: shapes.AddGroupMember, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
@@ -464,40 +495,42 @@ def _im_router() -> APIRouter:
         if valid:
             result = await limits.add_members(group, valid)
             reservation = Reservation("add_members", app, result)
-            await _write_or_release(
-                limits, reservation, lambda: db.add_members(app, group, result.added)
-            )
+            kept = [item.id for item in result.items if item.outcome is not Outcome.REFUSED]
+            await _write_or_release(limits, reservation, lambda: db.add_members(app, group, kept))
             answers |= {item.id: _member_answer(item) for item in result.items}
         return shapes.ok(MemberList=[answers[user] for user in members])
 
     @router.post(
         "/group_open_http_svc/delete_group_member",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.Answer,
         summary="Remove members (not the owner); safe to retry",
     )
+    @_one_app_at_a_time
     async def delete_group_member(
         body: shapes.DeleteGroupMember, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
         group = db.group(app, body.GroupId)
-        users = _unique(body.MemberToDel_Account)
+        users = _checked_users(limits, body.MemberToDel_Account, "MemberToDel_Account")
         if group is not None and group.owner in users:
             info = f"MemberToDel_Account: {group.owner!r} owns the group and cannot be removed"
             return shapes.fail(shapes.INVALID["group_open_http_svc"], info)
         db.delete_members(app, body.GroupId, users)
         try:
-            await limits.remove_members(body.GroupId, users)
+            removed = await limits.remove_members(body.GroupId, users)
         except GroupNotFound:
             if group is None:  # in neither: unknown (in SQLite only: drift, reconcile)
                 raise
+        else:
+            if group is None and removed.degraded:  # nothing to go by but SQLite
+                raise GroupNotFound(app, body.GroupId)
         return shapes.ok()
 
     @router.post(
         "/group_open_http_svc/destroy_group",
-        dependencies=[Depends(_one_at_a_time)],
         response_model=shapes.Answer,
         summary="Destroy a group; its members' group counts go down; safe to retry",
     )
+    @_one_app_at_a_time
     async def destroy_group(
         body: shapes.DestroyGroup, app: AppId, limits: Limits, db: Db
     ) -> dict[str, Any]:
@@ -546,6 +579,7 @@ def _im_router() -> APIRouter:
     @router.post(
         "/openim/sendmsg",
         response_model=shapes.SendMsgAnswer,
+        response_model_exclude_none=True,
         summary="Store a one-to-one message",
     )
     async def sendmsg(body: shapes.SendMsg, request: Request, app: AppId, db: Db) -> dict[str, Any]:
@@ -636,7 +670,7 @@ def _message_key(seq: int, random: int, sent_at: int) -> str:
 def _message_position(key: str) -> tuple[int, int]:
     """(sent_at, seq) of a ``MsgKey`` this backend gave out (``seq_random_time``)."""
     parts = key.split("_")
-    numbers = [int(part) for part in parts if part.isdigit() and int(part) < 2**63]
+    numbers = [int(part) for part in parts if _DIGITS.fullmatch(part)]
     if len(parts) != 3 or len(numbers) != 3 or numbers[0] == 0:
         raise InvalidRequest("LastMsgKey", f"not a key this backend gave out: {key!r}")
     seq, _, sent_at = numbers

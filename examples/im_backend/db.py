@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -75,7 +74,7 @@ class Database:
                 self.path, check_same_thread=False, isolation_level=None
             )
         self._lock = threading.Lock()
-        self._apps: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._apps: dict[str, tuple[asyncio.Lock, int]] = {}  # app -> (lock, holders + waiters)
         if not read_only:
             if self.path != ":memory:":
                 # WAL: readers never wait for the writer. NORMAL: no fsync per commit (a power
@@ -90,8 +89,17 @@ class Database:
     @asynccontextmanager
     async def serialized(self, app: str) -> AsyncIterator[None]:
         """Exclusive use of one app's data in this process, across awaits."""
-        async with self._apps[app]:
-            yield
+        lock, users = self._apps.get(app, (asyncio.Lock(), 0))
+        self._apps[app] = lock, users + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._apps[app]
+            if users == 1:
+                del self._apps[app]  # kept only while in use: ids cannot grow the map
+            else:
+                self._apps[app] = lock, users - 1
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

@@ -150,16 +150,20 @@ class GetGroupInfo(Body):
 
 
 MAX_CONTENT_DEPTH = 16
+MAX_CONTENT_BYTES = 12_000  # the hosted service's message size limit, about 12 KB
 
 
 def _storable(value: Any) -> Any:
     """Content that comes back out as it went in: nested at most :data:`MAX_CONTENT_DEPTH`
-    levels, valid UTF-8 text (no lone surrogates), no NaN or infinite numbers."""
+    levels, valid UTF-8 text (no lone surrogates), no NaN or infinite numbers, and at most
+    :data:`MAX_CONTENT_BYTES` long."""
     _check_depth(value, 0)
     try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     except (ValueError, UnicodeEncodeError) as exc:
         raise ValueError(f"cannot be stored as JSON text: {exc}") from None
+    if size > MAX_CONTENT_BYTES:
+        raise ValueError(f"at most {MAX_CONTENT_BYTES} bytes of JSON, got {size}")
     return value
 
 
