@@ -12,6 +12,8 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
@@ -371,8 +373,20 @@ class AdminRoute(APIRoute):
                 return problem_response(401, "Unauthorized", detail, {"WWW-Authenticate": "Bearer"})
             except LimiterError as exc:
                 return await limiter_exception_handler(request, exc)
+            except RequestValidationError as exc:
+                return _invalid_request(exc)
 
         return answer
+
+
+def _invalid_request(exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 (``detail``: loc, msg, type per problem) without echoing the input, which
+    FastAPI's own handler fails to encode when it is bytes that are not UTF-8 (a 500)."""
+    detail = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken")

@@ -13,7 +13,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from limiter.catalog import Catalog
-from limiter.errors import Lift
+from limiter.errors import ConfigurationError, Lift
 from limiter.periods import Period, contiguous_span, day_end, local_date
 from limiter.plan import Override, PlanState
 
@@ -70,7 +70,13 @@ class EffectiveLimits:
         override = self.group_overrides.get(group)
         if override is not None:
             return Limit(override.value, "override", f"group:{group}")
-        return self.group_members[group_type]
+        try:
+            return self.group_members[group_type]
+        except KeyError:
+            raise ConfigurationError(
+                f"group {group!r} is of type {group_type!r}, which the catalog does not define "
+                "(a catalog must keep every type its groups were created with)"
+            ) from None
 
     def lift(
         self, catalog: Catalog, limit: str, found: Limit, group_type: str | None = None

@@ -862,3 +862,18 @@ def test_an_endless_ndjson_line_is_refused_not_buffered(client: TestClient, live
     assert field_of(answer) == "body"
     assert "longer than" in answer.json()["detail"]
     assert state(client) == before
+
+
+@pytest.mark.parametrize(
+    "body", [b"\xff", b'{"edition": "\xff"}'], ids=["not UTF-8", "not UTF-8 inside JSON"]
+)
+def test_a_body_that_is_not_utf8_gets_a_422_without_echoing_it(
+    client: TestClient, body: bytes
+) -> None:
+    before = state(client)
+
+    answer = client.put(f"{BASE}/edition", content=body, headers=AUTH)
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"] == ["body"]
+    assert state(client) == before

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from limiter.catalog import Catalog, load_catalog
-from limiter.errors import Lift
+from limiter.errors import ConfigurationError, Lift
 from limiter.limits import APP_LIMITS, Limit, Status, edition_state, resolve
 from limiter.periods import Period, consecutive_periods
 from limiter.plan import ExpansionGrant, Override, PlanState
@@ -892,3 +892,10 @@ def test_effective_lift_is_none_for_a_group_override(
     found = limits.for_group("g1", "Private")
     assert found == Limit(5, "override", found.source_id)
     assert limits.lift(CATALOG, "group_members", found, "Private") is None
+
+
+def test_a_group_type_the_catalog_no_longer_defines_is_a_configuration_error() -> None:
+    limits = resolve(CATALOG, pro(*HALF_YEAR), NOW, SHANGHAI)
+
+    with pytest.raises(ConfigurationError, match="group 'g1' is of type 'Club'"):
+        limits.for_group("g1", "Club")

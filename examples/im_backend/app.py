@@ -174,12 +174,8 @@ def _describe(error: Any) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     service = _service(request)
-    if not isinstance(exc, RequestValidationError):
-        raise exc
-    if service is None:  # FastAPI's answer, without the input (not always JSON-encodable)
-        errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
-        plain = RequestValidationError(errors, body=None)
-        return await request_validation_exception_handler(request, plain)
+    if service is None or not isinstance(exc, RequestValidationError):
+        return await request_validation_exception_handler(request, exc)  # type: ignore[arg-type]
     problems = dict.fromkeys(_describe(error) for error in exc.errors())
     info = "; ".join(list(problems)[:3])
     return _im(shapes.fail(shapes.INVALID.get(service, 90001), info))
