@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +52,14 @@ class Server:
                 raise AssertionError(f"the server ignored {how!r}:\n{self.output()}") from None
         self.returncode = self.process.returncode
         return self.returncode
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def answers(base_url: str, path: str) -> bool:

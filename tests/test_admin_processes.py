@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +16,7 @@ import pytest
 from limiter import BatchResult, Limiter, Settings
 from tests.admin_server import TOKEN
 from tests.conftest import APP, REDIS_URL, real_redis_or_skip
+from tests.servers import free_port, start
 
 CACHE_SECONDS = 1.0
 # Scheduling and round trips on a loaded test machine, on top of the cache's lifetime.
@@ -27,55 +26,31 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def admin(tmp_path: Path) -> Iterator[httpx.Client]:
     """An HTTP client of a uvicorn server process serving the admin API on the test Redis."""
     client = real_redis_or_skip()
     port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
+    server = start(
         [
             sys.executable,
             *("-m", "uvicorn", "--factory", "tests.admin_server:factory"),
             *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
         ],
-        cwd=ROOT,
+        base_url=f"http://127.0.0.1:{port}",
+        log_path=tmp_path / "server.log",
         env={**os.environ, "LIMITER_TEST_REDIS_URL": REDIS_URL},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        ready_path=f"/admin/apps/{APP}",
     )
     http = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}/admin", headers={"Authorization": f"Bearer {TOKEN}"}
+        base_url=f"{server.base_url}/admin", headers={"Authorization": f"Bearer {TOKEN}"}
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "the admin server did not start"
-            try:
-                answer = http.get(f"/apps/{APP}")
-            except httpx.TransportError:
-                time.sleep(0.05)
-                continue
-            assert answer.status_code == 200, answer.text  # up, but answering wrongly
-            break
+        assert http.get(f"/apps/{APP}").status_code == 200  # up, and answering rightly
         yield http
     finally:
         http.close()
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        server.stop()
         client.flushdb()
         client.close()
 

@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ROOT, Server, environment, start
-from tests.test_admin_processes import free_port
+from tests.servers import ROOT, Server, environment, free_port, start
 
 APP = "1400000001"
 TIMEOUT = 10.0

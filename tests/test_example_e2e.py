@@ -26,8 +26,7 @@ import redis
 
 from examples.im_backend.db import Database
 from tests.conftest import REDIS_URL, real_redis_or_skip
-from tests.servers import ROOT, Server, environment, start
-from tests.test_admin_processes import free_port
+from tests.servers import ROOT, Server, environment, free_port, start
 
 pytestmark = pytest.mark.redis
 

@@ -407,12 +407,7 @@ def _im_router() -> APIRouter:
                 limits, reservation, lambda: db.add_friend_entries(app, entries)
             )
             outcomes |= {item.id: _friend_outcome(item) for item in result.items}
-        items = [
-            {"To_Account": peer, "ResultCode": outcomes[peer][0], "ResultInfo": outcomes[peer][1]}
-            for peer in peers
-        ]
-        failed = [item["To_Account"] for item in items if item["ResultCode"] != 0]
-        return shapes.ok(ResultItem=items, Fail_Account=failed)
+        return _friend_answer(peers, outcomes)
 
     @router.post(
         "/sns/friend_delete",
@@ -431,18 +426,12 @@ def _im_router() -> APIRouter:
             entries += [(peer, user) for peer in peers]
         db.delete_friend_entries(app, entries)
         result = await limits.remove_friends(user, peers, both_ways)
-        items = [
-            {"To_Account": item.id, "ResultCode": 0, "ResultInfo": ""}
-            if item.outcome is Outcome.REMOVED or result.degraded
-            else {
-                "To_Account": item.id,
-                "ResultCode": shapes.INVALID["sns"],
-                "ResultInfo": "not a friend: nothing changed",
-            }
+        not_friends = (shapes.INVALID["sns"], "not a friend: nothing changed")
+        outcomes = {
+            item.id: (0, "") if item.outcome is Outcome.REMOVED or result.degraded else not_friends
             for item in result.items
-        ]
-        failed = [item["To_Account"] for item in items if item["ResultCode"] != 0]
-        return shapes.ok(ResultItem=items, Fail_Account=failed)
+        }
+        return _friend_answer(peers, outcomes)
 
     @router.post(
         "/group_open_http_svc/create_group",
@@ -635,6 +624,16 @@ def _im_router() -> APIRouter:
         )
 
     return router
+
+
+def _friend_answer(peers: Iterable[str], outcomes: dict[str, tuple[int, str]]) -> dict[str, Any]:
+    """A friend command's answer: per peer its (code, message), and the peers that failed."""
+    items = [
+        {"To_Account": peer, "ResultCode": outcomes[peer][0], "ResultInfo": outcomes[peer][1]}
+        for peer in peers
+    ]
+    failed = [item["To_Account"] for item in items if item["ResultCode"] != 0]
+    return shapes.ok(ResultItem=items, Fail_Account=failed)
 
 
 def _friend_outcome(item: Item) -> tuple[int, str]:
