@@ -22,6 +22,8 @@ import redis.asyncio as aioredis
 from limiter import AsyncLimiter, AsyncStore, Catalog, Limiter, Settings, SyncStore
 from limiter.testing import ManualClock
 
+pytest_plugins = ["tests.figures"]
+
 REDIS_URL = os.environ.get("LIMITER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BEIJING = timezone(timedelta(hours=8))
 APP = "1400000001"
