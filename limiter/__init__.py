@@ -25,6 +25,7 @@ from limiter.errors import (
     Suspended,
 )
 from limiter.limits import EffectiveLimits, Limit, Status
+from limiter.marker import DataStatus
 from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
 from limiter.rebuild import (
@@ -67,6 +68,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "CountChange",
+    "DataStatus",
     "DeleteResult",
     "DeletedUser",
     "Drift",

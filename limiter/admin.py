@@ -1,5 +1,6 @@
-"""The admin HTTP API: a FastAPI router over the engine's plan changes, reports, reconcile and
-billing, for operators holding a named bearer token (the name is the audit log's actor).
+"""The admin HTTP API: a FastAPI router over the engine's plan changes, reports, reconcile,
+billing and health, for operators holding a named bearer token (the name is the audit log's
+actor).
 
 Mount it under any prefix: ``app.include_router(admin_router(), prefix="/admin")``. It only
 calls the engine on ``app.state.limiter``; it never touches Redis itself.
@@ -15,13 +16,19 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from limiter.catalog import LimitName
 from limiter.core import MAX_MONTHS
 from limiter.engine import AsyncLimiter
-from limiter.errors import ConfigurationError, InvalidRequest, LimiterError, Scope
+from limiter.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    LimiterError,
+    Scope,
+    StoreUnavailable,
+)
 from limiter.fastapi import (
     PROBLEM_JSON,
     get_limiter,
@@ -30,6 +37,7 @@ from limiter.fastapi import (
 )
 from limiter.jsontext import parse_json
 from limiter.limits import APP_LIMITS, Status, resolve
+from limiter.marker import DataStatus
 from limiter.metering import Month
 from limiter.periods import local_date
 from limiter.plan import ExpansionGrant, Override, PlanState
@@ -317,6 +325,25 @@ class BillView(BaseModel):
     total: float
 
 
+class DataStatusView(BaseModel):
+    """What the engine knows of its Redis data set: the marker it saw (written on the data
+    set's first contact), and the flushes or replacements it detected since it started."""
+
+    marker: str | None
+    since: datetime | None
+    checked_at: datetime | None
+    resets: int
+    last_reset_at: datetime | None
+
+
+class HealthView(BaseModel):
+    """Whether the store answered a check of its data set's marker just now, and that
+    data set's status; `resets` above 0: reconcile every app, set plans again."""
+
+    store: Literal["reachable", "unavailable"]
+    data: DataStatusView
+
+
 # -- errors and authentication ----------------------------------------------------------------
 
 
@@ -406,12 +433,14 @@ class AdminToken:
                 )
         self._tokens = [(name, token.encode()) for name, token in tokens.items()]
 
-    async def __call__(
-        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-    ) -> str:
-        if credentials is None:
+    async def __call__(self, request: Request, _: Annotated[object, Depends(_bearer)]) -> str:
+        # The header is read here, not from ``_bearer`` (kept for the OpenAPI scheme): that one
+        # takes the first of two Authorization headers and strips the token's whitespace.
+        values = request.headers.getlist("authorization")
+        scheme, _, presented = values[0].partition(" ") if len(values) == 1 else ("", "", "")
+        if scheme.lower() != "bearer" or not presented:
             raise _Unauthorized
-        given = credentials.credentials.encode()
+        given = presented.encode()
         actor = None
         for name, token in self._tokens:
             # Compare with every token whatever matched already: the time taken names none.
@@ -456,6 +485,17 @@ async def _app_view(engine: AsyncLimiter, app: str, plan: PlanState) -> AppView:
         ),
         usage=UsageView(users=usage.users, groups=usage.groups, av_chatrooms=usage.av_chatrooms),
     )
+
+
+def _health(
+    store: Literal["reachable", "unavailable"],
+    status: DataStatus,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    data = DataStatusView.model_validate(status, from_attributes=True)
+    view = HealthView(store=store, data=data)
+    return JSONResponse(view.model_dump(mode="json"), status_code, headers)
 
 
 def _expansion_view(grant: ExpansionGrant, today: date) -> ExpansionView:
@@ -580,6 +620,19 @@ def admin_router(
         "response_class": Response,
         "responses": not_found,
     }
+
+    @router.get(
+        "/health",
+        summary="Store reachability and the data set's status",
+        response_model=HealthView,
+        responses={503: {"model": HealthView, "description": "The store did not answer"}},
+    )
+    async def health(engine: Engine) -> Response:
+        try:
+            status = await engine.check_data()
+        except StoreUnavailable:
+            return _health("unavailable", engine.data_status(), 503, {"Retry-After": "1"})
+        return _health("reachable", status)
 
     @router.get("/apps/{app_id}", summary="An app's plan, limits and usage", response_model=AppView)
     async def get_app(app_id: str, engine: Engine) -> AppView:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from limiter.errors import ConfigurationError, InvalidRequest, Lift
+from limiter.errors import ConfigurationError, InvalidRequest, Lift, shown
 
 LIMIT_NAMES = (
     "users",
@@ -152,21 +152,25 @@ class Catalog(_Model):
             if name == canonical or name in group_type.aliases:
                 return canonical
         known = ", ".join(self.group_types)
-        raise InvalidRequest("type", f"unknown group type {name!r} (known: {known})")
+        raise InvalidRequest("type", f"unknown group type {shown(name)} (known: {known})")
 
     def edition(self, name: str) -> Edition:
         try:
             return self.editions[name]
         except KeyError:
             known = ", ".join(self.editions)
-            raise InvalidRequest("edition", f"unknown edition {name!r} (known: {known})") from None
+            raise InvalidRequest(
+                "edition", f"unknown edition {shown(name)} (known: {known})"
+            ) from None
 
     def expansion(self, kind: str) -> Expansion:
         try:
             return self.expansions[kind]
         except KeyError:
             known = ", ".join(self.expansions)
-            raise InvalidRequest("kind", f"unknown expansion {kind!r} (known: {known})") from None
+            raise InvalidRequest(
+                "kind", f"unknown expansion {shown(kind)} (known: {known})"
+            ) from None
 
     def lift(
         self, limit: str, edition: str, maximum: int | None, group_type: str | None = None

@@ -1,5 +1,6 @@
 """The ``limiter`` console command: an operator's view of one app (the month's metering, its
-bill, what is over its limits, the audit log) and a reconcile from the IM's own data.
+bill, what is over its limits, the audit log), a reconcile from the IM's own data, and the
+store's health.
 
 Each subcommand is one :class:`Command` in :data:`COMMANDS`; the engine comes from
 ``Limiter.from_settings()`` (``LIMITER_*`` variables) unless the caller of :func:`main` passes one.
@@ -323,6 +324,26 @@ def audit_entry_as_dict(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+# -- health -----------------------------------------------------------------------------------
+
+
+def _health_arguments(parser: argparse.ArgumentParser) -> None:
+    _json_argument(parser)
+
+
+def run_health(context: Context) -> int:
+    """The store answers, and its data set's marker says since when it holds data: one
+    process cannot tell a flushed data set from a new one, but an operator who sees a recent
+    ``since`` on an old deployment can (then reconcile every app and set plans again)."""
+    status = context.limiter.check_data()
+    if context.args.json:
+        _print_json({"store": "reachable", "data": status.as_dict()})
+    else:
+        since = "unknown" if status.since is None else status.since.isoformat()
+        print(f"store: reachable\ndata set: marker {status.marker}, holding data since {since}")
+    return 0
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 
@@ -376,6 +397,12 @@ COMMANDS: tuple[Command, ...] = (
         run_over_limit,
     ),
     Command("audit", "the latest plan changes, newest first", _audit_arguments, run_audit),
+    Command(
+        "health",
+        "whether the store answers, and since when its data set exists (a flush resets it)",
+        _health_arguments,
+        run_health,
+    ),
     Command(
         "demo",
         "run the example IM backend on localhost (in-process store without LIMITER_REDIS_URL)",

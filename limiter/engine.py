@@ -19,6 +19,7 @@ from limiter.clock import Clock, SystemClock
 from limiter.core import DEFAULT_ACTOR, Core, Op, Reservation
 from limiter.errors import StoreUnavailable
 from limiter.limits import EffectiveLimits
+from limiter.marker import DataStatus, DataWatch
 from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
 from limiter.rebuild import Chunker, ReconcileReport, Record
@@ -47,8 +48,13 @@ def _core(settings: Settings | None, catalog: Catalog | None, clock: Clock | Non
     return Core(settings, catalog, clock if clock is not None else SystemClock())
 
 
+def _data_watch(core: Core) -> DataWatch:
+    return DataWatch(core.keys.marker(), core.clock, core.settings.marker_check_seconds)
+
+
 class AsyncLimiter:
-    """The engine for asyncio code: one Redis round trip per decision.
+    """The engine for asyncio code: one Redis round trip per decision (and, now and then, one
+    more to check that the data set was not flushed: :mod:`limiter.marker`).
 
     Build it with :meth:`from_settings` (reads ``LIMITER_*``) or from your own
     ``redis.asyncio.Redis`` client (``decode_responses=True``) wrapped in an ``AsyncStore``.
@@ -64,6 +70,7 @@ class AsyncLimiter:
     ) -> None:
         self.store = store
         self.core = _core(settings, catalog, clock)
+        self.data = _data_watch(self.core)
 
     @classmethod
     def from_settings(
@@ -91,6 +98,9 @@ class AsyncLimiter:
         return self.core.stats.decisions
 
     async def _run(self, op: Op[T]) -> T:
+        return await self._drive(self.data.watch(op))
+
+    async def _drive(self, op: Op[T]) -> T:
         try:
             request = next(op)
             while True:
@@ -99,6 +109,7 @@ class AsyncLimiter:
                     reply = await self.store.execute(request)
                 except StoreUnavailable as exc:
                     self.core.stats.store_errors[request.name] += 1
+                    self.data.outage()
                     request = op.throw(exc)
                 else:
                     self.core.stats.observe(request.name, perf_counter() - started)
@@ -106,6 +117,16 @@ class AsyncLimiter:
         except StopIteration as stop:
             result: T = stop.value
             return result
+
+    def data_status(self) -> DataStatus:
+        """What this engine knows of its Redis data set (no round trip): the marker it saw,
+        since when, and the flushes it detected (see :mod:`limiter.marker`)."""
+        return self.data.status
+
+    async def check_data(self) -> DataStatus:
+        """Check the data set's marker now (one round trip), reporting a flush as requests
+        do; raises :class:`StoreUnavailable` when the store does not answer."""
+        return await self._drive(self.data.check())
 
     async def aclose(self) -> None:
         await self.store.close()
@@ -302,6 +323,7 @@ class Limiter:
     ) -> None:
         self.store = store
         self.core = _core(settings, catalog, clock)
+        self.data = _data_watch(self.core)
 
     @classmethod
     def from_settings(
@@ -329,6 +351,9 @@ class Limiter:
         return self.core.stats.decisions
 
     def _run(self, op: Op[T]) -> T:
+        return self._drive(self.data.watch(op))
+
+    def _drive(self, op: Op[T]) -> T:
         try:
             request = next(op)
             while True:
@@ -337,6 +362,7 @@ class Limiter:
                     reply = self.store.execute(request)
                 except StoreUnavailable as exc:
                     self.core.stats.store_errors[request.name] += 1
+                    self.data.outage()
                     request = op.throw(exc)
                 else:
                     self.core.stats.observe(request.name, perf_counter() - started)
@@ -344,6 +370,16 @@ class Limiter:
         except StopIteration as stop:
             result: T = stop.value
             return result
+
+    def data_status(self) -> DataStatus:
+        """What this engine knows of its Redis data set (no round trip): the marker it saw,
+        since when, and the flushes it detected (see :mod:`limiter.marker`)."""
+        return self.data.status
+
+    def check_data(self) -> DataStatus:
+        """Check the data set's marker now (one round trip), reporting a flush as requests
+        do; raises :class:`StoreUnavailable` when the store does not answer."""
+        return self._drive(self.data.check())
 
     def close(self) -> None:
         self.store.close()

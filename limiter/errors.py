@@ -183,3 +183,12 @@ class Suspended(Refused):
 
 class StoreUnavailable(LimiterError):
     """Redis did not answer; under the ``closed`` outage policy nothing was decided."""
+
+
+def shown(value: object, most: int = 64) -> str:
+    """``value`` as a message quotes it: at most ``most`` characters, then an ellipsis (ids
+    come from clients, and an answer or a log line must not carry a megabyte of one)."""
+    if isinstance(value, str | bytes):
+        return repr(value) if len(value) <= most else f"{value[:most]!r}..."
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most]}..."

@@ -47,8 +47,20 @@ _LIST_PARAMETERS = frozenset({"users", "peers", "members"})
 
 
 def app_id_from_request(request: Request) -> str | None:
-    """The default app resolver: the ``sdkappid`` query parameter, then an ``X-App-Id`` header."""
-    return request.query_params.get("sdkappid") or request.headers.get("x-app-id")
+    """The default app resolver: the ``sdkappid`` query parameter, then an ``X-App-Id`` header.
+
+    Either given more than once is refused: a proxy reading the first value and the app the
+    last would each act for a different app.
+    """
+    for source, values in (
+        ("sdkappid", request.query_params.getlist("sdkappid")),
+        ("X-App-Id", request.headers.getlist("x-app-id")),
+    ):
+        if len(values) > 1:
+            raise InvalidRequest(source, "given more than once: name one app")
+        if values and values[0]:
+            return values[0]
+    return None
 
 
 @asynccontextmanager

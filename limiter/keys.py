@@ -16,6 +16,8 @@
                                   peak_dau_day, peak_groups, peak_groups_day, groups_start,
                                   bandwidth:<date> peaks; expires after the retention
     <prefix>:{<app>}:rebuild:<token>:<name>  a reconcile's new data, renamed over the live keys
+    <prefix>:marker               STRING  "<id> <ISO instant>": the data set's marker
+                                  (limiter/marker.py); the one key without an app's hash tag
 
 Relations live in a few app-wide sorted sets instead of one key per user or group, so every
 script names all its keys in KEYS (Redis Cluster safe) and counts are exact ``ZLEXCOUNT`` ranges
@@ -29,7 +31,7 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import date
 
-from limiter.errors import InvalidRequest
+from limiter.errors import InvalidRequest, shown
 
 _APP_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-:]{1,64}")
@@ -89,6 +91,10 @@ class KeyLayout:
             raise InvalidRequest("key_prefix", "1-64 characters of A-Z a-z 0-9 _ . - :")
         self.prefix = prefix
 
+    def marker(self) -> str:
+        """The data set's marker: one per data set and prefix (a single-key command)."""
+        return f"{self.prefix}:marker"
+
     def app(self, app: str) -> AppKeys:
         return self.build(f"{self.prefix}:{{{check_app_id(app)}}}:")
 
@@ -102,7 +108,7 @@ def check_app_id(app: str) -> str:
     """An app id (the IM's sdkappid) is 1-64 of A-Z a-z 0-9 _ . - (no braces: it is the tag)."""
     if not isinstance(app, str) or not _APP_ID.fullmatch(app):
         raise InvalidRequest(
-            "app", f"app id must be 1-64 characters of A-Z a-z 0-9 _ . - : {app!r}"
+            "app", f"app id must be 1-64 characters of A-Z a-z 0-9 _ . - : {shown(app)}"
         )
     return app
 
@@ -116,12 +122,7 @@ def check_entity_id(value: object, field: str, max_bytes: int) -> str:
     except UnicodeEncodeError:
         raise InvalidRequest(field, f"must be valid UTF-8 text: {value!r}") from None
     if size == 0 or size > max_bytes:
-        raise InvalidRequest(field, f"must be 1 to {max_bytes} bytes, got {size}: {_shown(value)}")
+        raise InvalidRequest(field, f"must be 1 to {max_bytes} bytes, got {size}: {shown(value)}")
     if _CONTROL.search(value):
-        raise InvalidRequest(field, f"must not contain control characters: {_shown(value)}")
+        raise InvalidRequest(field, f"must not contain control characters: {shown(value)}")
     return value
-
-
-def _shown(value: str, most: int = 64) -> str:
-    """``value`` as a message quotes it: at most ``most`` characters, then an ellipsis."""
-    return repr(value) if len(value) <= most else f"{value[:most]!r}..."

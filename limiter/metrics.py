@@ -1,6 +1,7 @@
 """Prometheus metrics of an engine (needs ``limiter[metrics]``): decisions by limit and outcome,
-store errors, round-trip latency, admin changes. Read from the engine's :class:`Stats` at
-scrape time, so the engine itself never depends on prometheus-client.
+store errors, round-trip latency, admin changes, detected data-set flushes. Read from the
+engine's :class:`Stats` and data status at scrape time, so the engine itself never depends on
+prometheus-client.
 
 Mount the endpoint with ``app.include_router(metrics_router())``; it serves ``/metrics`` for
 the engine on ``app.state.limiter``.
@@ -51,6 +52,12 @@ class LimiterCollector(Collector):
         for action, count in sorted(stats.admin_changes.items()):
             changes.add_metric([action], count)
         yield changes
+        resets = CounterMetricFamily(
+            "limiter_data_resets",
+            "Flushed or replaced Redis data sets detected (the data-set marker changed)",
+        )
+        resets.add_metric([], self.limiter.data_status().resets)
+        yield resets
         latency = HistogramMetricFamily(
             "limiter_store_seconds",
             "Latency of one store round trip (a script run or a pipeline), by operation",

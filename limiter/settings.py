@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     callback_token: SecretStr | None = Field(
         default=None, description="the IM callback's signing token; unset = unauthenticated"
     )
+    marker_check_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        description="how often each engine re-reads the data-set marker that detects a flushed "
+        "Redis (also on its first request and after an outage)",
+    )
     user_id_max_bytes: int = Field(default=32, ge=1, le=1024)
     group_id_max_bytes: int = Field(default=48, ge=1, le=1024)
 

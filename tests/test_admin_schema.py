@@ -9,7 +9,7 @@ from datetime import datetime
 
 import schemathesis
 from fastapi import FastAPI
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import (
     allow_header_conformance,
@@ -22,6 +22,7 @@ from limiter.callbacks import callback_router
 from limiter.metrics import metrics_router
 from limiter.testing import ManualClock, memory_async_limiter
 from tests.conftest import BEIJING
+from tests.figures import Recorder
 
 TOKEN = "schema-token-0123456789"
 
@@ -76,14 +77,24 @@ EXCLUDED = [
 
 
 @schema.exclude(path="/callback").parametrize()
-@settings(max_examples=25, deadline=None)
-def test_every_answer_conforms_to_the_document(case: schemathesis.Case) -> None:
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_every_answer_conforms_to_the_document(case: schemathesis.Case, figures: Recorder) -> None:
+    # The default checks run, these among them: not_a_server_error, status_code_conformance,
+    # content_type_conformance, response_schema_conformance.
     case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, excluded_checks=EXCLUDED)
+    figures.record("hostile", "schemathesis: admin and metrics cases", 1)
 
 
 @schema.include(path="/callback").parametrize()
-@settings(max_examples=50, deadline=None)
-def test_the_callback_answers_everything_in_the_ims_shape(case: schemathesis.Case) -> None:
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_callback_answers_everything_in_the_ims_shape(
+    case: schemathesis.Case, figures: Recorder
+) -> None:
+    figures.record("hostile", "schemathesis: callback cases", 1)
     # The hosted service expects HTTP 200 with ActionStatus FAIL for a request it sent
     # malformed, never a 4xx: accepting schema-violating data is the contract here.
     response = case.call_and_validate(excluded_checks=[*EXCLUDED, negative_data_rejection])

@@ -10,12 +10,13 @@ from datetime import datetime
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from examples.im_backend.app import create_app
 from limiter.testing import ManualClock, memory_async_limiter
 from tests.conftest import BEIJING
+from tests.figures import Recorder
 
 TOKEN = "schema-token-0123456789"
 
@@ -43,9 +44,14 @@ EXCLUDED = [
 
 
 @schema.include(path_regex="^/v4/").parametrize()
-@settings(max_examples=30, deadline=None)
-def test_every_command_answers_in_the_ims_shape(case: schemathesis.Case) -> None:
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_every_command_answers_in_the_ims_shape(case: schemathesis.Case, figures: Recorder) -> None:
+    # The default checks run, these among them: not_a_server_error, status_code_conformance,
+    # content_type_conformance, response_schema_conformance.
     response = case.call_and_validate(excluded_checks=EXCLUDED)
+    figures.record("hostile", "schemathesis: example /v4 cases", 1)
     if case.method.upper() == "POST":  # (schemathesis also probes other methods: 405)
         assert response.status_code == 200, response.text
     assert response.json()["ActionStatus"] in ("OK", "FAIL")

@@ -58,7 +58,14 @@ from limiter.errors import (
     Refused,
     StoreUnavailable,
 )
-from limiter.fastapi import AppLimiter, BoundLimiter, HistoryStart, limiter_exception_handler
+from limiter.fastapi import (
+    AppLimiter,
+    BoundLimiter,
+    HistoryStart,
+    app_id_from_request,
+    limiter_exception_handler,
+)
+from limiter.keys import check_app_id
 from limiter.metrics import metrics_router
 from limiter.results import FriendItem, Item
 from limiter.settings import load_settings
@@ -189,14 +196,17 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's own refusals (a body it cannot parse: nested too deeply or not UTF-8; an
-    unknown command; a method other than POST) in the IM's shape on ``/v4``."""
+    """FastAPI's own refusals (a body it cannot parse: nested too deeply, a number with more
+    digits than Python converts, or not UTF-8; an unknown command; a method other than POST)
+    in the IM's shape on ``/v4``."""
     service = _service(request)
     if service is None or not isinstance(exc, HTTPException):
         return await http_exception_handler(request, exc)  # type: ignore[arg-type]
     code = shapes.INVALID.get(service, 90001)
     if exc.status_code == 400:
-        info = "body: could not be read as JSON (nested too deeply, or not UTF-8)"
+        info = (
+            "body: could not be read as JSON (nested too deeply, a number too long, or not UTF-8)"
+        )
         return _im(shapes.fail(code, info))
     if exc.status_code == 404:
         return _im(shapes.fail(code, f"unknown command {request.url.path}"))
@@ -209,11 +219,27 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def _sdkappid(
+    request: Request,
     sdkappid: Annotated[
         str, Query(description="the app (SDKAppID)", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     ],
 ) -> str:
+    """The request's app, as :func:`_request_app` reads it for the limiter's dependencies."""
+    _request_app(request)
     return sdkappid
+
+
+def _request_app(request: Request) -> str | None:
+    """The limiter's app resolver (:func:`~limiter.fastapi.app_id_from_request`: named twice it
+    is refused, as a proxy reading the first value and this backend the last would disagree),
+    naming ``sdkappid``, the IM's parameter, when the value is not an app id."""
+    app = app_id_from_request(request)
+    if app is not None:
+        try:
+            check_app_id(app)
+        except InvalidRequest as exc:
+            raise InvalidRequest("sdkappid", exc.message) from None
+    return app
 
 
 def _db(request: Request) -> Database:
@@ -248,9 +274,11 @@ def _one_app_at_a_time(handler: Handler) -> Handler:
     return serialized
 
 
-Limits = Annotated[BoundLimiter, Depends(AppLimiter())]
+Limits = Annotated[BoundLimiter, Depends(AppLimiter(_request_app))]
 Guarded = Annotated[Services, Depends(_services)]
-HistorySince = Annotated[datetime | None, Depends(HistoryStart(start="MinTime"))]
+HistorySince = Annotated[
+    datetime | None, Depends(HistoryStart(start="MinTime", app_id=_request_app))
+]
 
 
 def _unique(ids: Iterable[str]) -> list[str]:

@@ -24,6 +24,7 @@ MAX_MESSAGES = 100
 USER_ID_MAX_BYTES = 32
 GROUP_ID_MAX_BYTES = 48
 MAX_NAME_BYTES = 30  # a group's Name, as the hosted service measures it
+MAX_TYPE_LENGTH = 32  # longer than any group type: the refusal need not quote a megabyte
 
 # Per service: the hosted IM's code for a bad request, and for an internal error (retry).
 INVALID = {"im_open_login_svc": 70402, "sns": 30001, "group_open_http_svc": 10004, "openim": 90001}
@@ -122,7 +123,10 @@ class Member(Body):
 
 class CreateGroup(Body):
     Owner_Account: UserIdText
-    Type: str = Field(description="Private (Work), Public, ChatRoom (Meeting) or AVChatRoom")
+    Type: str = Field(
+        max_length=MAX_TYPE_LENGTH,
+        description="Private (Work), Public, ChatRoom (Meeting) or AVChatRoom",
+    )
     GroupId: GroupIdText | None = None
     Name: Annotated[str, AfterValidator(_name)]
     MemberList: list[Member] = Field(default_factory=list, max_length=MAX_MEMBERS)

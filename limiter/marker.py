@@ -1,0 +1,164 @@
+"""Detects a flushed or replaced Redis data set, so that losing every count is reported
+instead of silently starting again from zero.
+
+The first engine that talks to a data set writes a marker key, ``<prefix>:marker``, holding a
+random id and the instant it was written (``SET NX``: an existing marker is never replaced).
+Each engine remembers the marker it saw and reads it again when a check is due: on its first
+request, on the first request after a round trip met an outage (the server may come back
+empty), and every ``marker_check_seconds`` (monotonic time). A missing or different marker
+means the data set was flushed or replaced: the engine logs it at ERROR, counts it, adopts the
+new marker and carries on; traffic is never refused for it.
+
+What it cannot see: a process whose first contact is with an already-flushed data set finds no
+marker, exactly as on a new one (it writes one and logs at INFO that the two look alike); and in
+a Redis Cluster the marker lives on one shard, so a flush of another shard goes unnoticed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from limiter.clock import Clock
+from limiter.errors import StoreUnavailable
+from limiter.store import Pipeline
+
+if TYPE_CHECKING:
+    from limiter.core import Op
+
+T = TypeVar("T")
+log = logging.getLogger("limiter")
+
+# Everything the library keeps only in Redis, named in the report of a lost data set.
+LOST_WITH_THE_DATA = (
+    "counters (accounts, friendships, groups, memberships), plans (editions), expansions, "
+    "overrides, the purchase ledger, the audit log and metering (DAU, peaks, bandwidth)"
+)
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """What one engine knows about its data set."""
+
+    marker: str | None  # the marker's id; None before the first successful check
+    since: datetime | None  # when that marker was written: the data set's first contact
+    checked_at: datetime | None  # the last successful check, by the engine's clock
+    resets: int  # flushes or replacements this engine detected
+    last_reset_at: datetime | None  # when it detected the latest one
+
+    def as_dict(self) -> dict[str, Any]:
+        def instant(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "marker": self.marker,
+            "since": instant(self.since),
+            "checked_at": instant(self.checked_at),
+            "resets": self.resets,
+            "last_reset_at": instant(self.last_reset_at),
+        }
+
+
+class DataWatch:
+    """One engine's watch over its data set's marker; see the module docstring."""
+
+    def __init__(
+        self,
+        key: str,
+        clock: Clock,
+        check_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key  # KeyLayout.marker()
+        self.clock = clock
+        self.check_seconds = check_seconds
+        self.monotonic = monotonic
+        self.status = DataStatus(None, None, None, 0, None)
+        self._value: str | None = None  # the marker as stored: "<id> <ISO instant>"
+        self._next_check: float | None = None  # monotonic; None: on the next request
+
+    def outage(self) -> None:
+        """A round trip met an outage: check on the next request (Redis may return empty)."""
+        self._next_check = None
+
+    def watch(self, op: Op[T]) -> Op[T]:
+        """``op`` itself, or, when a check is due, ``op`` preceded by the check's round trip."""
+        if self._next_check is not None and self.monotonic() < self._next_check:
+            return op
+        # Set now, not when the answer comes: concurrent requests do not check as well.
+        self._next_check = self.monotonic() + self.check_seconds
+        return self._checked(op)
+
+    def _checked(self, op: Op[T]) -> Op[T]:
+        try:
+            yield from self.check()
+        except StoreUnavailable as exc:
+            return (yield from _met_outage(op, exc))
+        return (yield from op)
+
+    def check(self) -> Op[DataStatus]:
+        """Read the marker (writing it if missing) and report a change: one round trip."""
+        candidate = f"{secrets.token_hex(8)} {self.clock.now().isoformat()}"
+        _, found = yield Pipeline((("SET", self.key, candidate, "NX"), ("GET", self.key)))
+        now = self.clock.now()
+        if self._value is None and found == candidate:
+            log.info(
+                "no data-set marker at %s: a new Redis data set, or one flushed before this "
+                "process started (the two look alike); marker written",
+                self.key,
+            )
+        elif self._value is not None and found != self._value:
+            self._lost(found, now)
+        self._value = found
+        self._next_check = self.monotonic() + self.check_seconds
+        marker, since = _parsed(found)
+        self.status = replace(self.status, marker=marker, since=since, checked_at=now)
+        return self.status
+
+    def _lost(self, found: str | None, now: datetime) -> None:
+        log.error(
+            "the Redis data set was flushed or replaced (marker %s was %r, is now %r): lost "
+            "with it are %s. Reconcile each app from its source of truth to restore the "
+            "counters (POST /admin/apps/{app}/reconcile, `limiter reconcile`); set plans, "
+            "expansions and overrides again through the admin API",
+            self.key,
+            self._value,
+            found,
+            LOST_WITH_THE_DATA,
+        )
+        self.status = replace(self.status, resets=self.status.resets + 1, last_reset_at=now)
+
+
+def _parsed(value: str | None) -> tuple[str | None, datetime | None]:
+    """The id and the instant of a stored marker (an instant that does not parse: None)."""
+    if value is None:
+        return None, None
+    marker, _, written = value.partition(" ")
+    try:
+        return marker, datetime.fromisoformat(written)
+    except ValueError:
+        return marker, None
+
+
+def _met_outage(op: Op[T], exc: StoreUnavailable) -> Op[T]:
+    """Drive ``op`` as if its first round trip had failed with ``exc``: the check just met the
+    outage, so ``op`` applies its outage policy without a second round trip that would wait on
+    the same dead server (a timeout would double)."""
+    try:
+        next(op)
+        request = op.throw(exc)
+        while True:
+            try:
+                reply = yield request
+            except StoreUnavailable as again:
+                request = op.throw(again)
+            else:
+                request = op.send(reply)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
