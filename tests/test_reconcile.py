@@ -5,6 +5,7 @@ truth, the drift report is what a hand count gives, and a bad source changes not
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import date
@@ -20,6 +21,7 @@ from limiter import (
     Outcome,
     Refused,
     Settings,
+    rebuild,
 )
 from limiter.catalog import load_catalog
 from limiter.metering import Month
@@ -34,6 +36,19 @@ from limiter.rebuild import (
 )
 from limiter.results import Usage
 from tests.conftest import APP, Backend, at
+
+# Chunk sizes for these tests (a load of 5000 entries, a comparison of 5000 per set): the
+# shipped load is bigger, and the sources here must span several of each. A source that has
+# given two loads' worth of records has had its first load written.
+TEST_LOAD_ENTRIES = 5000
+TEST_COMPARE_CHUNK = 5000
+
+
+@pytest.fixture(autouse=True)
+def chunk_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rebuild, "LOAD_ENTRIES", TEST_LOAD_ENTRIES)
+    monkeypatch.setattr(rebuild, "COMPARE_CHUNK", TEST_COMPARE_CHUNK)
+
 
 NOVEMBER = Month(2026, 11)
 CATALOG = load_catalog()
@@ -275,6 +290,30 @@ def test_a_bad_record_mid_stream_changes_nothing(engine, client, bad):
     assert [entry.action for entry in engine.audit(APP)] == []
 
 
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        (GroupRecord("g", "Public", ("ok", "bad\x01"), owner="o"), "groups.members"),
+        (GroupRecord("g", "Public", ("ok",), owner="bad\x01"), "groups.owner"),
+        (GroupRecord("g", "Public", ("ok", 7)), "groups.members"),  # type: ignore[arg-type]
+        (GroupRecord("g", "Public", ("ok", "")), "groups.members"),
+        (GroupRecord("g", "Public", ("\u5f20" * 11,)), "groups.members"),  # 11 chars, 33 bytes
+    ],
+    ids=["control character", "bad owner", "not a string", "empty", "too many bytes"],
+)
+def test_a_bad_owner_or_member_is_named(engine, record, field):
+    """A group's ids are checked together first; the error still names the bad one's field."""
+    with pytest.raises(InvalidRequest) as caught:
+        engine.reconcile(APP, [record])
+    assert caught.value.field == field
+
+
+def test_ids_of_any_text_within_the_byte_limit_load(engine):
+    source = [GroupRecord("g", "Public", ("\u5f20" * 10, "\u00fc" * 16), owner="o")]
+    engine.reconcile(APP, source)  # 30 and 32 bytes of UTF-8
+    assert engine.group_usage(APP, "g").members == 3
+
+
 def test_a_failing_source_iterator_changes_nothing(engine, client):
     build_live_app(engine)
     before = snapshot(client)
@@ -338,7 +377,7 @@ def test_a_retype_between_av_room_and_group_moves_its_counts(engine):
 # -- big sources: chunked loads and chunked comparisons ---------------------------------------
 
 
-N = 8000  # more than 5000 records and 20,000 entries a source; 16,000 friend-list entries
+N = 8000  # more than a load (5000 entries) and a comparison (5000); 16,000 friend-list entries
 ONE_WAY = 500  # peers whose side of the friendship the second source drops
 PEOPLE = [f"u{i:05d}" for i in range(N + 100)]
 
@@ -364,13 +403,13 @@ def big_source_b() -> list[Record]:
 
 def test_big_sources_load_and_compare_in_chunks(engine, monkeypatch):
     loads: list[int] = []
-    load = Rebuild.load
+    prepare = Rebuild.prepare
 
-    def counting_load(self: Rebuild, records: Any) -> Any:
+    def counting_prepare(self: Rebuild, records: Any) -> Any:
         loads.append(len(records))
-        return load(self, records)
+        return prepare(self, records)
 
-    monkeypatch.setattr(Rebuild, "load", counting_load)
+    monkeypatch.setattr(Rebuild, "prepare", counting_prepare)
     # the app was in use before its first reconcile
     engine.register_users(APP, [PEOPLE[0]])
     engine.create_group(APP, "stage", "AVChatRoom", PEOPLE[0])
@@ -412,6 +451,71 @@ def test_big_sources_load_and_compare_in_chunks(engine, monkeypatch):
     assert_counts_match(engine, source, sample=sample)
     assert engine.user_usage(APP, "hub").friends == N
     assert engine.group_usage(APP, "mega").members == N + 1
+
+
+PEERS = [f"p{i:02d}" for i in range(30)]
+
+
+def random_source(rng: random.Random) -> list[Record]:
+    """Random friend lists and group memberships of 30 people (ids sort like their index)."""
+    records: list[Record] = [
+        FriendRecord(a, b) for a in PEERS for b in PEERS if a != b and rng.random() < 0.05
+    ]
+    for g in range(8):
+        if rng.random() < 0.8:
+            members = tuple(rng.sample(PEERS, rng.randint(0, 12)))
+            records.append(GroupRecord(f"g{g}", "Public", members))
+    return records
+
+
+def relations(records: list[Record]) -> dict[str, set[tuple[str, str]]]:
+    """(subject, other) pairs per counted relation, as the hand count of a source."""
+    found: dict[str, set[tuple[str, str]]] = {"friends": set(), "members": set()}
+    for record in records:
+        if isinstance(record, FriendRecord):
+            found["friends"].add((record.user, record.friend))
+        elif isinstance(record, GroupRecord):
+            found["members"] |= {(record.id, member) for member in record.members}
+    found["groups_per_user"] = {(user, group) for group, user in found["members"]}
+    return found
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_comparison_in_tiny_chunks_matches_set_arithmetic(engine, monkeypatch, figures, seed):
+    """Both sets are walked together, a chunk ending at the smaller of their last entries:
+    with 3 entries a chunk, boundaries fall inside a subject's run, where one set is empty,
+    where one set runs out first. Drifts and count changes must still be exact."""
+    rng = random.Random(seed)
+    old, new = random_source(rng), random_source(rng)
+    engine.reconcile(APP, old)
+    monkeypatch.setattr(rebuild, "COMPARE_CHUNK", 3)
+    report = engine.reconcile(APP, new)
+    before, after = relations(old), relations(new)
+    for drift, name in ((report.friendships, "friends"), (report.memberships, "members")):
+        assert drift == Drift(
+            len(before[name]),
+            len(after[name]),
+            len(after[name] - before[name]),
+            len(before[name] - after[name]),
+        )
+    expected = set()
+    for count, scope in (("friends", "user"), ("groups_per_user", "user"), ("members", "group")):
+        old_counts = Counter(subject for subject, _ in before[count])
+        new_counts = Counter(subject for subject, _ in after[count])
+        for subject in old_counts | new_counts:
+            if old_counts[subject] != new_counts[subject]:
+                limit = "group_members" if count == "members" else count
+                expected.add(
+                    CountChange(scope, subject, limit, old_counts[subject], new_counts[subject])
+                )
+    assert set(report.changes) == expected
+    assert report.changes_total == len(expected)
+    figures.record("reconcile", "random drifts compared 3 entries a chunk", 1)
+    figures.record(
+        "reconcile",
+        "relation entries compared in tiny chunks",
+        sum(len(pairs) for pairs in (*before.values(), *after.values())),
+    )
 
 
 def test_the_listed_changes_are_the_first_in_order_when_truncated(engine):

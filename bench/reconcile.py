@@ -1,0 +1,183 @@
+"""Reconcile: rebuild 1,000,000 group memberships (50,000 accounts, about 41,000 groups of
+various sizes) from a streamed source of truth, into an empty app and over a slightly different
+state (the diff path). Memberships per second, wall time, the peak RSS of this process.
+
+    python -m bench.reconcile [--url redis://127.0.0.1:6379/14] [--smoke]
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import psutil
+import redis
+
+from bench.common import Figure, cli, client
+from limiter import AccountRecord, GroupRecord, Limiter, Settings, SyncStore
+from limiter.rebuild import Record
+from limiter.testing import ManualClock
+
+APP = "1400000042"
+TARGET_PER_S = 200_000
+# Big groups (a 6,000-member one with its expansion, 2,000-member ones, pro-size ones of 200)
+# then small ones of 2..36 members until the memberships add up.
+BIG_GROUPS = ((1, 6000), (20, 2000), (1000, 200))
+SMALL_SIZES = range(2, 37)
+STRIDE = 7919  # a prime that does not divide the user count: a group's members are distinct
+AV_EVERY = 500  # every 500th small group is an AVChatRoom (its members are joined_free)
+DRIFT_EVERY = 100  # in the drifted source, every 100th group has other members
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The size of a generated source."""
+
+    users: int
+    memberships: int
+
+
+FULL = Shape(users=50_000, memberships=1_000_000)
+SMOKE = Shape(users=2_000, memberships=20_000)
+
+
+def group_sizes(shape: Shape) -> Iterator[int]:
+    """The member counts (owner included) of the source's groups, adding up to ``memberships``."""
+    left = shape.memberships
+    big = [size for count, size in BIG_GROUPS for _ in range(count) if size <= shape.users // 4]
+    n = 0
+    while left > 0:
+        size = big[n] if n < len(big) else SMALL_SIZES[n % len(SMALL_SIZES)]
+        size = min(size, left)
+        yield size
+        left -= size
+        n += 1
+
+
+def source(shape: Shape, drifted: bool = False) -> Iterator[Record]:
+    """The accounts, then the groups, generated as they are read (nothing held).
+    ``drifted``: the last 1% of accounts are new ones and every :data:`DRIFT_EVERY`-th group
+    has its members shifted by one user."""
+    users = [f"user-{n:010d}" for n in range(shape.users)]
+    if drifted:
+        renamed = shape.users - shape.users // 100
+        users[renamed:] = [f"late-{n:010d}" for n in range(renamed, shape.users)]
+    for user in users:
+        yield AccountRecord(user)
+    for n, size in enumerate(group_sizes(shape)):
+        start = (n * 104_729 + (drifted and n % DRIFT_EVERY == 0)) % shape.users
+        people = [users[(start + i * STRIDE) % shape.users] for i in range(size)]
+        kind = "AVChatRoom" if n % AV_EVERY == AV_EVERY - 1 else ("Public", "Private")[n % 2]
+        yield GroupRecord(f"group-{n:08d}", kind, tuple(people[1:]), owner=people[0])
+
+
+class PeakRss:
+    """Samples this process's resident set size (psutil) every 5 ms while it runs, so a
+    phase's peak is its own, not the process's lifetime maximum (``ru_maxrss``)."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.baseline = self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+def server_cpu(redis_client: redis.Redis) -> float:
+    """CPU seconds the Redis server has used (all its clients: on a shared server, not only
+    this benchmark's)."""
+    info = redis_client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def run(url: str, smoke: bool) -> Figure:
+    shape = SMOKE if smoke else FULL
+    redis_client = client(url)
+    clock = ManualClock(datetime(2026, 11, 26, 12, 0, tzinfo=timezone(timedelta(hours=8))))
+    engine = Limiter(SyncStore(redis_client), settings=Settings(redis_url=url), clock=clock)
+    figure = Figure(
+        "reconcile",
+        f"Reconcile: {shape.memberships:,} memberships of {shape.users:,} accounts, streamed",
+        [
+            "into",
+            "memberships",
+            "drift (added / removed)",
+            "wall s",
+            "memberships/s",
+            "Python CPU s",
+            "Redis CPU s",
+            "peak RSS MB",
+            "RSS growth MB",
+        ],
+    )
+    rates, busy = [], []
+    for into, drifted in (("an empty app", False), ("the same app, 1% drifted", True)):
+        redis_cpu = server_cpu(redis_client)
+        with PeakRss() as rss:
+            started, cpu = time.perf_counter(), time.process_time()
+            report = engine.reconcile(APP, source(shape, drifted))
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        redis_cpu = server_cpu(redis_client) - redis_cpu
+        assert report.memberships.after == shape.memberships, report.memberships
+        rates.append(shape.memberships / seconds)
+        busy.append(cpu + redis_cpu)
+        figure.rows.append(
+            [
+                into,
+                report.memberships.after,
+                f"{report.memberships.added:,} / {report.memberships.removed:,}",
+                seconds,
+                rates[-1],
+                cpu,
+                redis_cpu,
+                rss.peak / 1e6,
+                (rss.peak - rss.baseline) / 1e6,
+            ]
+        )
+    figure.at_least("memberships/s (into an empty app)", rates[0], TARGET_PER_S)
+    figure.at_least("memberships/s (over a drifted app)", rates[1], TARGET_PER_S)
+    figure.notes += [
+        f"The source: {shape.users:,} accounts, then groups of 6,000, 2,000, 200 and 2..36 "
+        "members (owner included; every 500th an AVChatRoom), generated as the reconcile reads "
+        "it. Each membership is two sorted-set entries (the group's member, the user's group).",
+        "Wall time covers the whole reconcile: reading the source, validating every id, loading "
+        "the rebuild keys, comparing them with the live ones, the switch.",
+        "Peak RSS: this process's resident set, sampled with psutil every 5 ms during the "
+        "reconcile; growth is over the RSS when it started (the generated source holds only "
+        "its id list).",
+        "Where the time goes: Python CPU (this process: the source, validating, sorting, "
+        "redis-py's packing) and Redis CPU (the server's INFO cpu; all its clients). The engine "
+        "waits for each load before it prepares the next, so they add up: "
+        f"{busy[0]:.1f} s and {busy[1]:.1f} s of CPU here, "
+        f"{shape.memberships / busy[0]:,.0f} and {shape.memberships / busy[1]:,.0f} "
+        "memberships/s at best on an idle machine. Preparing the next chunk in the engine while "
+        "a thread sent the previous one was tried and gained nothing: the sending thread's "
+        "socket reads wait for the preparing thread's turns at the GIL.",
+        "Made faster: a load sorts its entries per key (Redis inserts a sorted run into a big "
+        "sorted set in well under half the time of random order), loads are 100,000 entries, a "
+        "group's ids are validated together, and the comparison walks the live and rebuilt "
+        "sets together in one pass (no ZMSCORE into a million-entry hash table), returning "
+        "counts per subject instead of entries.",
+    ]
+    redis_client.flushdb()
+    redis_client.close()
+    return figure
+
+
+if __name__ == "__main__":
+    cli(run)
