@@ -38,7 +38,14 @@ from limiter.errors import (
     Suspended,
 )
 from limiter.keys import AppKeys, KeyLayout, check_entity_id
-from limiter.limits import EffectiveLimits, Limit, Status, edition_state, resolve
+from limiter.limits import (
+    EffectiveLimits,
+    Limit,
+    Status,
+    edition_state,
+    resolve,
+    unchanged_until,
+)
 from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.periods import Period, consecutive_periods, day_end, local_date
 from limiter.plan import (
@@ -79,6 +86,8 @@ from limiter.stats import Stats
 from limiter.store import Pipeline, Request, ScriptCall
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 Op = Generator[Request, Any, T]
 
 log = logging.getLogger("limiter")
@@ -88,6 +97,7 @@ GROUP_OVERRIDE_LIMITS = ("group_members",)
 _ADDED, _ALREADY = 1, 2
 _CAS_ATTEMPTS = 20
 PLAN_CACHE_APPS = 10_000
+BILLING_DAYS_KEPT = 8
 MAX_MONTHS = 120
 # How far ahead of the clock an event's own time may be (clients' clocks drift).
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -115,6 +125,53 @@ class Reservation:
     requester: str | None = None  # add_friends: whose list the peers were added to
 
 
+@dataclass(frozen=True)
+class _Resolution:
+    """An app's limits resolved from one copy of its plan at ``since``; they hold until
+    ``until`` (see :func:`unchanged_until`), so decisions in between reuse them."""
+
+    plan: PlanState
+    since: datetime
+    until: datetime
+    limits: EffectiveLimits
+    # add_members' ARGV of the group types: "\0type\0limit\0counted" each, then "\0"
+    member_types: str
+
+
+@dataclass(frozen=True)
+class _BillingDay:
+    """One billing day as metering writes it: its text, its month's, when it stops taking
+    logins (its end plus ``late_seconds``) and when its month's metering may go."""
+
+    day: date
+    text: str
+    month: str
+    closes: datetime
+    kept_until: datetime
+
+
+def _seconds_left(until: datetime, now: datetime) -> int:
+    """Whole seconds from ``now`` to ``until``, at least 1 (a TTL)."""
+    return max(1, int((until - now).total_seconds()))
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> None:
+    """Store ``value`` in a per-app cache, dropping its oldest entry when it is full (app ids
+    come from clients: the caches stay bounded)."""
+    if key not in cache and len(cache) >= PLAN_CACHE_APPS:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def _member_types(catalog: Catalog, limits: EffectiveLimits) -> str:
+    """add_members' argument of the group types: "\0type\0limit\0counted" each, then "\0"."""
+    parts = []
+    for group_type, found in limits.group_members.items():
+        counted = catalog.group_types[group_type].counts_toward_groups_per_user
+        parts.append(f"\0{group_type}\0{_cap(found)}\0{int(counted)}")
+    return "".join(parts) + "\0"
+
+
 def _pairs(reply: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [reply[i : i + size] for i in range(0, len(reply), size)]
 
@@ -139,6 +196,13 @@ class Core:
         self.stats = Stats()
         # app -> (when this process's copy goes stale, the copy)
         self._plans: dict[str, tuple[datetime, PlanState]] = {}
+        # app -> its limits, resolved from the copy above (decisions reuse them)
+        self._resolutions: dict[str, _Resolution] = {}
+        self._app_keys: dict[str, AppKeys] = {}
+        self._days: dict[date, _BillingDay] = {}
+        self._shadow = {
+            limit: "1" if settings.mode(limit) == "shadow" else "0" for limit in LIMIT_NAMES
+        }
 
     # -- input -----------------------------------------------------------------------------
 
@@ -153,7 +217,7 @@ class Core:
     def check_users(self, values: Iterable[str] | str, field: str) -> tuple[str, ...]:
         """Validated user ids in request order; duplicates count once."""
         if isinstance(values, str):
-            values = (values,)
+            return (self.check_user(values, field),)
         if not isinstance(values, Iterable) or isinstance(values, bytes | Mapping):
             raise InvalidRequest(field, "must be a list of user ids")
         values = list(values)
@@ -163,24 +227,55 @@ class Core:
             )
         return tuple(dict.fromkeys(self.check_user(value, field) for value in values))
 
+    def _keys(self, app: str) -> AppKeys:
+        """The app's keys (its id validated), built once per app: every operation needs them."""
+        keys = self._app_keys.get(app)
+        if keys is None:
+            keys = self.keys.app(app)
+            _remember(self._app_keys, app, keys)
+        return keys
+
     # -- plan --------------------------------------------------------------------------------
 
     def _plan(self, app: str, *, fresh: bool = False) -> Op[PlanState]:
         """The app's plan state, from this process's copy when it is recent enough."""
-        cached = self._plans.get(app)
         now = self.clock.now()
-        if cached is not None and now < cached[0] and not fresh:
-            return cached[1]
-        (fields,) = yield Pipeline((("HGETALL", self.keys.app(app).plan),))
+        cached = None if fresh else self._cached_plan(app, now)
+        if cached is not None:
+            return cached
+        until = now + timedelta(seconds=self.settings.cache_seconds)
+        stale = self._plans.get(app)
+        if stale is not None:  # requests arriving while this read is in flight keep the old copy
+            _remember(self._plans, app, (until, stale[1]))
+        (fields,) = yield Pipeline((("HGETALL", self._keys(app).plan),))
         plan = decode(fields, self.settings.default_edition)
-        if app not in self._plans and len(self._plans) >= PLAN_CACHE_APPS:
-            self._plans.pop(next(iter(self._plans)))  # app ids come from clients: stay bounded
-        self._plans[app] = (now + timedelta(seconds=self.settings.cache_seconds), plan)
+        _remember(self._plans, app, (until, plan))
         return plan
 
+    def _cached_plan(self, app: str, now: datetime) -> PlanState | None:
+        """This process's copy of the app's plan, if it is recent enough at ``now``."""
+        cached = self._plans.get(app)
+        return cached[1] if cached is not None and now < cached[0] else None
+
     def _limits(self, app: str) -> Op[EffectiveLimits]:
-        plan = yield from self._plan(app)
-        return resolve(self.catalog, plan, self.clock.now(), self.tz)
+        return (yield from self._resolution(app)).limits
+
+    def _resolution(self, app: str) -> Op[_Resolution]:
+        """The app's limits now: resolved once per copy of its plan, reused until they could
+        change (a day boundary, the end of grace, an override expiring)."""
+        now = self.clock.now()
+        plan = self._cached_plan(app, now)
+        if plan is None:
+            plan = yield from self._plan(app, fresh=True)
+            now = self.clock.now()
+        known = self._resolutions.get(app)
+        if known is not None and known.plan is plan and known.since <= now < known.until:
+            return known
+        limits = resolve(self.catalog, plan, now, self.tz)
+        until = unchanged_until(self.catalog, plan, now, self.tz)
+        known = _Resolution(plan, now, until, limits, _member_types(self.catalog, limits))
+        _remember(self._resolutions, app, known)
+        return known
 
     def _require_active(self, app: str, limits: EffectiveLimits) -> None:
         if limits.status is Status.SUSPENDED:
@@ -191,7 +286,7 @@ class Core:
     # -- decisions -----------------------------------------------------------------------------
 
     def _shadow_flag(self, *limits: str) -> str:
-        return "".join("1" if self.settings.mode(limit) == "shadow" else "0" for limit in limits)
+        return "".join([self._shadow[limit] for limit in limits])
 
     def _refusal(
         self,
@@ -239,13 +334,9 @@ class Core:
 
     def _guarded(self, op: Op[T], fallback: Callable[[], T], what: str) -> Op[T]:
         """Apply the outage policy: ``closed`` raises, ``open`` answers ``fallback()``."""
-        try:
-            return (yield from op)
-        except StoreUnavailable:
-            if self.settings.outage == "closed":
-                raise
-            log.warning("Redis unavailable: %s allowed undecided (outage policy open)", what)
-            return fallback()
+        if self.settings.outage == "closed":
+            return op  # an outage raises through as it is: no wrapper on every round trip
+        return _open_outage(op, fallback, what)
 
     # -- accounts --------------------------------------------------------------------------------
 
@@ -256,7 +347,7 @@ class Core:
 
         ``all_or_nothing``: if any would be refused, register none and raise :class:`Refused`.
         """
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         ids = self.check_users(users, "users")
 
         def run() -> Op[BatchResult]:
@@ -282,7 +373,7 @@ class Core:
 
     def delete_users(self, app: str, users: Iterable[str] | str) -> Op[DeleteResult]:
         """Unregister accounts, releasing their friendships (both sides) and memberships."""
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         ids = self.check_users(users, "users")
 
         def run() -> Op[DeleteResult]:
@@ -328,7 +419,7 @@ class Core:
         both-way only). A both-way add over an existing single-way relation completes it.
         ``all_or_nothing``: if any peer would be refused, add none and raise :class:`Refused`.
         """
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         user = self.check_user(user)
         ids = self.check_users(peers, "peers")
         both_ways = _switch(both_ways, "both_ways")
@@ -397,7 +488,7 @@ class Core:
     def _remove_edges(
         self, app: str, edges: Sequence[tuple[str, str]]
     ) -> Op[dict[tuple[str, str], bool]]:
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         args = tuple(part for edge in edges for part in edge)
         reply = yield ScriptCall("remove_friend_edges", (keys.friends, keys.friended_by), args)
         return {edge: bool(done) for edge, done in zip(edges, reply, strict=True)}
@@ -417,7 +508,7 @@ class Core:
         Raises :class:`Refused` with 10036 (AV chat rooms), 10038 (too many initial members)
         or 10037 (the owner or a member is at groups_per_user); :class:`GroupExists`.
         """
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         group = self.check_group(group)
         group_type = self.catalog.group_type(type)
         spec = self.catalog.group_types[group_type]
@@ -491,12 +582,13 @@ class Core:
         """Add users to a group. Per user: added, already, or refused 10037 (their own
         groups_per_user); if the eligible ones do not all fit, :class:`Refused` 10014 and
         nothing changes. ``all_or_nothing``: a 10037 also refuses the whole call."""
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         group = self.check_group(group)
         ids = self.check_users(users, "users")
 
         def run() -> Op[MembersResult]:
-            limits = yield from self._limits(app)
+            resolution = yield from self._resolution(app)
+            limits = resolution.limits
             self._require_active(app, limits)
             override = limits.group_overrides.get(group)
             per_user = {user: limits.for_user(user, "groups_per_user") for user in ids}
@@ -504,11 +596,8 @@ class Core:
                 group,
                 "" if override is None else (-1 if override.value is None else override.value),
                 self._shadow_flag("group_members", "groups_per_user") + str(int(all_or_nothing)),
-                len(limits.group_members),
+                resolution.member_types,
             ]
-            for group_type, found in limits.group_members.items():
-                counted = self.catalog.group_types[group_type].counts_toward_groups_per_user
-                args += (group_type, _cap(found), int(counted))
             for user in ids:
                 args += (user, _cap(per_user[user]))
             script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free)
@@ -517,12 +606,16 @@ class Core:
             if status == 10010:
                 raise GroupNotFound(app, group)
             group_limit = limits.for_group(group, group_type)
-            whole = self._refusal(
-                limits, 10014, "group_members", "group", group, size, group_limit, group_type
-            )
-            if status == 10014:
-                self.stats.decisions[("group_members", "refused")] += 1
-                raise Refused(whole)
+            shadowed = None
+            if status in (10014, -10014):  # the refusal's lift is looked up only when needed
+                whole = self._refusal(
+                    limits, 10014, "group_members", "group", group, size, group_limit, group_type
+                )
+                if status == 10014:
+                    self.stats.decisions[("group_members", "refused")] += 1
+                    raise Refused(whole)
+                self._shadowed(whole)
+                shadowed = whole
             decided = _pairs(reply[3:], 2)
 
             def refusal(code: int, user: str, count: int) -> Refusal:
@@ -534,15 +627,12 @@ class Core:
                 self._raise_first_refusal(
                     [o for o, _ in decided], lambda i: refusal(decided[i][0], ids[i], decided[i][1])
                 )
-            if status == -10014:
-                self._shadowed(whole)
             items = []
             for user, (outcome, count) in zip(ids, decided, strict=True):
                 verdict, why = self._judge(
                     "groups_per_user", outcome, partial(refusal, user=user, count=count)
                 )
                 items.append(Item(user, verdict, why))
-            shadowed = whole if status == -10014 else None
             return MembersResult(app, tuple(items), group=group, size=size, shadowed=shadowed)
 
         return self._guarded(
@@ -555,7 +645,7 @@ class Core:
 
     def remove_members(self, app: str, group: str, users: Iterable[str] | str) -> Op[BatchResult]:
         """Remove users from a group, releasing their groups_per_user count."""
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         group = self.check_group(group)
         ids = self.check_users(users, "users")
 
@@ -574,7 +664,7 @@ class Core:
 
     def destroy_group(self, app: str, group: str) -> Op[GroupDestroyed]:
         """Delete a group, releasing every member's count and its AV chat room slot."""
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         group = self.check_group(group)
 
         def run() -> Op[GroupDestroyed]:
@@ -612,8 +702,23 @@ class Core:
 
     def _retention(self, month: Month) -> int:
         """Seconds from now until a month's metering hash may go: the retention after its end."""
-        keep_until = month.ends_at(self.tz) + timedelta(days=self.settings.metering_retention_days)
-        return max(1, int((keep_until - self.clock.now()).total_seconds()))
+        return _seconds_left(self._kept_until(month), self.clock.now())
+
+    def _kept_until(self, month: Month) -> datetime:
+        return month.ends_at(self.tz) + timedelta(days=self.settings.metering_retention_days)
+
+    def _billing_day(self, day: date) -> _BillingDay:
+        """What metering needs about ``day``, worked out on its first login (a handful of days
+        are live at once; the cache is emptied when it grows past that)."""
+        found = self._days.get(day)
+        if found is None:
+            month = Month.parse(day)
+            closes = day_end(day, self.tz) + timedelta(seconds=self.settings.late_seconds)
+            found = _BillingDay(day, day.isoformat(), str(month), closes, self._kept_until(month))
+            if len(self._days) >= BILLING_DAYS_KEPT:
+                self._days.clear()
+            self._days[day] = found
+        return found
 
     # -- reservations ------------------------------------------------------------------------------
 
@@ -681,7 +786,7 @@ class Core:
             if edges:
                 yield from self._remove_edges(app, edges)
         elif result.added:
-            users_key = self.keys.app(app).users
+            users_key = self._keys(app).users
             yield ScriptCall("unregister_users", (users_key,), result.added)
 
     # -- plan changes ------------------------------------------------------------------------------
@@ -702,7 +807,7 @@ class Core:
         action, actor = change
         compare = ("any", "") if expected is None else ("cas", expected)
         written = ("del", "") if value is None else ("set", value)
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         entry = json.dumps(
             {"at": self.clock.now().isoformat(), "actor": actor, "action": action, "field": field}
         )[:-1]
@@ -735,7 +840,7 @@ class Core:
             raise InvalidRequest("purchased_on", f"edition {edition!r} is free: it has no date")
         periods = () if purchased_on is None else _periods(purchased_on, months, "purchased_on")
         purchases = () if purchased_on is None else (Purchase(purchased_on, months),)
-        self.keys.app(app)
+        self._keys(app)
 
         def run() -> Op[PlanState]:
             value = edition_field_value(edition, periods, purchases)
@@ -750,7 +855,7 @@ class Core:
         """Extend a paid edition: from the day after its end while active or in grace, else
         from today."""
         _check_months(months)
-        plan_key = self.keys.app(app).plan
+        plan_key = self._keys(app).plan
 
         def run() -> Op[PlanState]:
             for _ in range(_CAS_ATTEMPTS):
@@ -831,7 +936,7 @@ class Core:
     def remove_expansion(self, app: str, grant_id: str, *, actor: str = DEFAULT_ACTOR) -> Op[bool]:
         """Stop an expansion from today; False when there was none with that id. Its purchase
         stays on the bill of the month it was bought in (the ledger keeps it)."""
-        self.keys.app(app)
+        self._keys(app)
         if not isinstance(grant_id, str) or not 0 < len(grant_id) <= 64:
             raise InvalidRequest("id", f"not an expansion id: {grant_id!r}")
         ledger = LedgerEntry("removal", local_date(self.clock.now(), self.tz), removed=grant_id)
@@ -875,7 +980,7 @@ class Core:
             not isinstance(expires_at, datetime) or expires_at.tzinfo is None
         ):
             raise InvalidRequest("expires_at", "must be a timezone-aware instant")
-        self.keys.app(app)
+        self._keys(app)
         override = Override(value, expires_at)
 
         def run() -> Op[Override]:
@@ -896,7 +1001,7 @@ class Core:
     ) -> Op[bool]:
         """Remove a custom limit; False when there was none."""
         field = self._override_field(limit, user, group)
-        self.keys.app(app)
+        self._keys(app)
         return self._write(app, field, None, ("clear_override", actor))
 
     # -- metering ----------------------------------------------------------------------------------
@@ -914,23 +1019,23 @@ class Core:
     def _closes_in(self, day: date) -> int:
         """Whole seconds (rounded up) until a billing day stops taking metering: its end plus
         ``late_seconds``; <= 0 once it has closed."""
-        closes = day_end(day, self.tz) + timedelta(seconds=self.settings.late_seconds)
-        return math.ceil((closes - self.clock.now()).total_seconds())
+        return math.ceil((self._billing_day(day).closes - self.clock.now()).total_seconds())
 
     def record_login(self, app: str, user: str, at: datetime | None = None) -> Op[LoginRecorded]:
         """Count ``user`` as active on the billing day of ``at`` (default now), once per day.
 
         A login for a day that closed more than ``late_seconds`` ago is not counted.
         """
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         user = self.check_user(user)
-        day = local_date(self._instant(at, "at"), self.tz)
-        month = Month.parse(day)
-        closes_in = self._closes_in(day)
+        billing = self._billing_day(local_date(self._instant(at, "at"), self.tz))
+        day = billing.day
 
         def run() -> Op[LoginRecorded]:
-            args = (user, day.isoformat(), closes_in, self._retention(month))
-            script_keys = (keys.dau(day), keys.meter(str(month)))
+            now = self.clock.now()
+            closes_in = math.ceil((billing.closes - now).total_seconds())
+            args = (user, billing.text, closes_in, _seconds_left(billing.kept_until, now))
+            script_keys = (keys.dau(day), keys.meter(billing.month))
             outcome, count = yield ScriptCall("record_login", script_keys, args)
             if outcome < 0:
                 log.warning(
@@ -947,7 +1052,7 @@ class Core:
     ) -> Op[Decimal]:
         """Record an AV bandwidth measurement; returns the day's peak so far (Mbps). A day
         closed more than ``late_seconds`` ago is final: :class:`InvalidRequest`."""
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         try:
             value = Decimal(str(mbps))
         except ArithmeticError:
@@ -968,7 +1073,7 @@ class Core:
 
     def monthly_usage(self, app: str, month: Month | str) -> Op[MonthlyUsage]:
         """What the bill of ``month`` measures, as recorded so far."""
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         month = Month.parse(month)
         current = Month.of(self.clock.now(), self.tz)
         # Later months can hold the answer for as long as their metering is kept.
@@ -1017,7 +1122,7 @@ class Core:
         what the month measured (see :func:`limiter.billing.compute_bill`)."""
         usage_op = self.monthly_usage(app, month)
 
-        keys = self.keys.app(app)
+        keys = self._keys(app)
 
         def run() -> Op[Bill]:
             usage = yield from usage_op
@@ -1031,7 +1136,7 @@ class Core:
     def history_cutoff(self, app: str, now: datetime | None = None) -> Op[datetime | None]:
         """The oldest instant the app's message history keeps (``history_days`` back from
         ``now``); None when its history is unlimited."""
-        self.keys.app(app)
+        self._keys(app)
         at = self._instant(now, "now")
 
         def run() -> Op[datetime | None]:
@@ -1069,7 +1174,7 @@ class Core:
 
     def audit(self, app: str, limit: int = 50) -> Op[tuple[AuditEntry, ...]]:
         """The app's latest plan changes, newest first (at most ``audit_entries`` are kept)."""
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidRequest("limit", "must be a whole number >= 1")
 
@@ -1096,7 +1201,7 @@ class Core:
         """Every account count, user and group above its effective limit now (lower limits
         never evict). Reads the relation sets in chunks: memory stays flat, the cost grows
         with the app."""
-        keys = self.keys.app(app)
+        keys = self._keys(app)
 
         def run() -> Op[tuple[OverLimit, ...]]:
             limits = yield from self._limits(app)
@@ -1159,15 +1264,15 @@ class Core:
     # -- reads -------------------------------------------------------------------------------------
 
     def plan(self, app: str) -> Op[PlanState]:
-        self.keys.app(app)
+        self._keys(app)
         return self._plan(app, fresh=True)
 
     def limits(self, app: str) -> Op[EffectiveLimits]:
-        self.keys.app(app)
+        self._keys(app)
         return self._limits(app)
 
     def usage(self, app: str) -> Op[Usage]:
-        keys = self.keys.app(app)
+        keys = self._keys(app)
 
         def run() -> Op[Usage]:
             users, groups, rooms = yield Pipeline(
@@ -1178,7 +1283,7 @@ class Core:
         return run()
 
     def user_usage(self, app: str, user: str) -> Op[UserUsage]:
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         user = self.check_user(user)
         low, high = f"[{user}\0", f"({user}\1"
 
@@ -1195,7 +1300,7 @@ class Core:
         return run()
 
     def group_usage(self, app: str, group: str) -> Op[GroupUsage | None]:
-        keys = self.keys.app(app)
+        keys = self._keys(app)
         group = self.check_group(group)
 
         def run() -> Op[GroupUsage | None]:
@@ -1208,6 +1313,14 @@ class Core:
             return None if group_type is None else GroupUsage(group, group_type, members)
 
         return run()
+
+
+def _open_outage(op: Op[T], fallback: Callable[[], T], what: str) -> Op[T]:
+    try:
+        return (yield from op)
+    except StoreUnavailable:
+        log.warning("Redis unavailable: %s allowed undecided (outage policy open)", what)
+        return fallback()
 
 
 def _day(value: str | None) -> date | None:

@@ -101,10 +101,28 @@ def edition_state(catalog: Catalog, plan: PlanState, now: datetime, tz: ZoneInfo
         return EditionState(plan.edition, Status.SUSPENDED, None)
     if span.contains(today):
         return EditionState(plan.edition, Status.ACTIVE, span)
-    # Elapsed hours, not wall-clock ones: add in UTC so a DST change does not stretch grace.
-    grace_ends = day_end(span.ends_on, tz).astimezone(UTC) + timedelta(hours=catalog.grace_hours)
-    status = Status.GRACE if now < grace_ends else Status.SUSPENDED
+    status = Status.GRACE if now < _grace_ends(catalog, span, tz) else Status.SUSPENDED
     return EditionState(plan.edition, status, span)
+
+
+def _grace_ends(catalog: Catalog, span: Period, tz: ZoneInfo) -> datetime:
+    # Elapsed hours, not wall-clock ones: add in UTC so a DST change does not stretch grace.
+    return day_end(span.ends_on, tz).astimezone(UTC) + timedelta(hours=catalog.grace_hours)
+
+
+def unchanged_until(catalog: Catalog, plan: PlanState, now: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant after ``now`` at which :func:`resolve` may answer differently: the
+    end of the billing day (periods and expansions count whole days), the end of grace, or
+    the next override expiry. Until then a resolution at ``now`` can be reused as it is."""
+    today = local_date(now, tz)
+    changes = [day_end(today, tz)]
+    if catalog.edition(plan.edition).paid:
+        span = contiguous_span(plan.periods, today)
+        if span is not None:
+            changes.append(_grace_ends(catalog, span, tz))
+    for overrides in (plan.app_overrides, plan.user_overrides, plan.group_overrides):
+        changes += (o.expires_at for o in overrides.values() if o.expires_at is not None)
+    return min(change for change in changes if change > now)
 
 
 def resolve(catalog: Catalog, plan: PlanState, now: datetime, tz: ZoneInfo) -> EffectiveLimits:

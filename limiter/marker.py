@@ -104,7 +104,9 @@ class DataWatch:
     def check(self) -> Op[DataStatus]:
         """Read the marker (writing it if missing) and report a change: one round trip."""
         candidate = f"{secrets.token_hex(8)} {self.clock.now().isoformat()}"
-        _, found = yield Pipeline((("SET", self.key, candidate, "NX"), ("GET", self.key)))
+        _, found = yield Pipeline(
+            (("SET", self.key, candidate, "NX"), ("GET", self.key)), label="marker"
+        )
         now = self.clock.now()
         if self._value is None and found == candidate:
             log.info(

@@ -14,7 +14,10 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript, Script
+from redis.exceptions import NoScriptError
 
 from limiter.errors import ConfigurationError, StoreUnavailable
 
@@ -76,10 +79,11 @@ class Pipeline:
     the bulk loads of a rebuild; every limit decision is a :class:`ScriptCall` instead."""
 
     commands: tuple[tuple[str | int, ...], ...]
+    label: str = "pipeline"  # what metrics call it (``marker``: the data-set check)
 
     @property
     def name(self) -> str:
-        return "pipeline"
+        return self.label
 
 
 Request = ScriptCall | Pipeline
@@ -108,7 +112,14 @@ class SyncStore:
     def execute(self, request: Request) -> Any:
         try:
             if isinstance(request, ScriptCall):
-                return self._scripts[request.script](keys=request.keys, args=request.args)
+                # EVALSHA straight away: redis-py's Script.__call__ copies the arguments and
+                # imports on every call. Only NOSCRIPT (a restarted or flushed server) goes
+                # through the Script, which loads the script and runs it again.
+                script, keys = self._scripts[request.script], request.keys
+                try:
+                    return self.client.evalsha(script.sha, len(keys), *keys, *request.args)
+                except NoScriptError:
+                    return script(keys=keys, args=request.args)
             pipe = self.client.pipeline(transaction=False)
             for command in request.commands:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
@@ -135,7 +146,12 @@ class AsyncStore:
     async def execute(self, request: Request) -> Any:
         try:
             if isinstance(request, ScriptCall):
-                return await self._scripts[request.script](keys=request.keys, args=request.args)
+                # As in SyncStore.execute: EVALSHA, and the Script only on NOSCRIPT.
+                script, keys = self._scripts[request.script], request.keys
+                try:
+                    return await self.client.evalsha(script.sha, len(keys), *keys, *request.args)
+                except NoScriptError:
+                    return await script(keys=keys, args=request.args)
             pipe = self.client.pipeline(transaction=False)
             for command in request.commands:
                 pipe.execute_command(*command)
@@ -185,4 +201,9 @@ def async_client(url: str) -> aioredis.Redis:
             server=_memory_server(url), decode_responses=True
         )
         return client
-    return aioredis.Redis.from_url(url, decode_responses=True)
+    # One immediate retry on a connection error: a pooled connection that a restarted server
+    # closed fails its first command (the sync pool checks a connection before use, the asyncio
+    # pool does not). A script whose reply was lost may run twice: its second run answers
+    # "already" for what the first added, and the state is the same.
+    retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+    return aioredis.Redis.from_url(url, decode_responses=True, retry=retry)

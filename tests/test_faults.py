@@ -442,19 +442,10 @@ def test_a_crash_keeps_what_was_fsynced_and_reconcile_repairs_what_it_lost(
 
 
 def test_the_first_request_after_a_restart_nobody_saw_goes_through(
-    request: pytest.FixtureRequest, persistent: RedisProcess, connect: Connect
+    persistent: RedisProcess, connect: Connect
 ) -> None:
     """The server restarts between two requests: the engine's pooled connection is dead, and
     the request must not fail for it (nothing was sent on it)."""
-    if "async" in request.node.name:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=StoreUnavailable,
-                reason="redis.asyncio.Redis.from_url has no retry: the first command on a "
-                "connection the server closed fails (limiter/store.py async_client)",
-            )
-        )
     engine = connect(persistent.url)
     build(engine)
     persistent.restart(signal.SIGTERM)

@@ -4,10 +4,10 @@
 -- ARGV[2]  the group's own group_members limit if an override sets one, else "" (use the type's)
 -- ARGV[3]  shadow flags, one character each for group_members, groups_per_user; then "1" for
 --          all or nothing (if any user would be refused, add none)
--- ARGV[4]  n, the number of group types that follow
--- ARGV[5 .. 4+3n]  triples: group type, its group_members limit, "1" if it counts toward
---          groups_per_user
--- then     pairs: user id, that user's groups_per_user limit; distinct
+-- ARGV[4]  the group types, one argument: "\0<type>\0<its group_members limit>\0<1 if it
+--          counts toward groups_per_user, else 0>" for each, then "\0" (one argument instead
+--          of three per type: each argument costs the client and the server)
+-- ARGV[5..] pairs: user id, that user's groups_per_user limit; distinct
 -- Returns  {status, size, group type, then per user two integers: outcome, count}
 --          status 0 done, 10010 no such group, 10014 the eligible users do not all fit
 --          (nothing changed), -10014 they did not fit a shadow limit but were added,
@@ -24,20 +24,18 @@ end
 local shadow_members = string.sub(ARGV[3], 1, 1) == "1"
 local shadow_groups = string.sub(ARGV[3], 2, 2) == "1"
 local all_or_nothing = string.sub(ARGV[3], 3, 3) == "1"
-local types = tonumber(ARGV[4])
 local member_limit, counted = -1, false
-for i = 5, 4 + 3 * types, 3 do
-  if ARGV[i] == group_type then
-    member_limit = tonumber(ARGV[i + 1])
-    counted = ARGV[i + 2] == "1"
-  end
+local found = string.find(ARGV[4], SEP .. group_type .. SEP, 1, true)
+if found then
+  local limit, counts = string.match(ARGV[4], "^(-?%d+)%z([01])%z", found + #group_type + 2)
+  member_limit, counted = tonumber(limit), counts == "1"
 end
 if ARGV[2] ~= "" then
   member_limit = tonumber(ARGV[2])
 end
 local joined_key = counted and KEYS[3] or KEYS[4]
 local size = count_of(KEYS[2], group)
-local first = 5 + 3 * types
+local first = 5
 local outcomes, counts, eligible, refused = {}, {}, 0, false
 for i = first, #ARGV, 2 do
   local user = ARGV[i]

@@ -76,11 +76,13 @@ track_groups(KEYS[6], groups - 1, groups, ARGV[8], ARGV[9], ARGV[10])
 if is_av then
   redis.call("SADD", KEYS[5], group)
 end
-local joined_key = counted and KEYS[3] or KEYS[4]
+local memberships, joins = {}, {}
 for i = 11, #ARGV, 2 do
-  link(KEYS[2], group, ARGV[i])
-  link(joined_key, ARGV[i], group)
+  memberships[#memberships + 1] = group .. SEP .. ARGV[i]
+  joins[#joins + 1] = ARGV[i] .. SEP .. group
 end
+link_all(KEYS[2], memberships)
+link_all(counted and KEYS[3] or KEYS[4], joins)
 local out = {0, group, size}
 for i = 1, #shadowed do
   out[#out + 1] = shadowed[i]

@@ -12,9 +12,11 @@ redis.call("SREM", KEYS[5], group)
 local groups = redis.call("HLEN", KEYS[1])
 track_groups(KEYS[6], groups + 1, groups, ARGV[2], ARGV[3], ARGV[4])
 local members = related(KEYS[2], group)
-for _, user in ipairs(members) do
-  unlink(KEYS[2], group, user)
-  unlink(KEYS[3], user, group)
-  unlink(KEYS[4], user, group)
+redis.call("ZREMRANGEBYLEX", KEYS[2], "[" .. group .. SEP, "(" .. group .. "\1")
+local joins = {}
+for i, user in ipairs(members) do
+  joins[i] = user .. SEP .. group
 end
+unlink_all(KEYS[3], joins)
+unlink_all(KEYS[4], joins)
 return #members

@@ -29,6 +29,30 @@ local function unlink(key, a, b)
   return redis.call("ZREM", key, a .. SEP .. b)
 end
 
+-- Many entries per command: every redis.call has a fixed cost, so a big group's entries go
+-- CHUNK at a time (well inside unpack's limit on values).
+local CHUNK = 1000
+
+-- ZADD (score 0) each of `entries`, "a\0b" strings.
+local function link_all(key, entries)
+  local args = {}
+  for i = 1, #entries do
+    args[#args + 1] = 0
+    args[#args + 1] = entries[i]
+    if #args == 2 * CHUNK or i == #entries then
+      redis.call("ZADD", key, unpack(args))
+      args = {}
+    end
+  end
+end
+
+-- ZREM each of `entries`.
+local function unlink_all(key, entries)
+  for first = 1, #entries, CHUNK do
+    redis.call("ZREM", key, unpack(entries, first, math.min(first + CHUNK - 1, #entries)))
+  end
+end
+
 -- The decision for adding one more to something holding `count` under `limit` (-1: none):
 -- 0 allowed; `code` refused; -`code` over a shadow-mode limit (the addition goes ahead).
 local function verdict(count, limit, shadow, code)

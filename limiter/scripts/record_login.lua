@@ -27,9 +27,10 @@ if count == 1 then
   end
   redis.call("EXPIRE", KEYS[1], closes_in)
 end
-redis.call("HSET", KEYS[2], field, count)
 if count > tonumber(redis.call("HGET", KEYS[2], "peak_dau") or "0") then
-  redis.call("HSET", KEYS[2], "peak_dau", count, "peak_dau_day", ARGV[2])
+  redis.call("HSET", KEYS[2], field, count, "peak_dau", count, "peak_dau_day", ARGV[2])
+else
+  redis.call("HSET", KEYS[2], field, count)
 end
 redis.call("EXPIRE", KEYS[2], ARGV[4])
 return {1, count}
