@@ -1,10 +1,13 @@
 """The endpoint ``bench/endpoint.py`` loads: one IM-shaped "join a group" command, in the variant
-named by ``BENCH_ENDPOINT_VARIANT``, so the four servers differ only in what guards it.
+named by ``BENCH_ENDPOINT_VARIANT``, so the servers differ only in what guards it.
 
     none     no guard
     bare     a dependency running one EVALSHA (SADD of the member) on a redis.asyncio client:
              the floor of any guard that asks Redis once per request
-    guard    the library as a user wires it: ``Depends(Reserve("add_members", ...))``
+    handle   the library's lightest wiring: ``Depends(AppLimiter())`` and one ``add_members``
+             call in the handler (README, "a handle bound to the request's app")
+    reserve  the library's reservation: ``Depends(Reserve("add_members", ...))``, released if
+             the handler raises (a yield dependency)
     slowapi  slowapi's ``@limiter.limit`` with a Redis storage and a limit never reached
 
 Every variant uses the Redis at ``LIMITER_REDIS_URL``. With ``BENCH_ENDPOINT_PROFILE`` naming a
@@ -17,7 +20,7 @@ import cProfile
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Request
@@ -26,17 +29,24 @@ from slowapi import Limiter as SlowLimiter
 from slowapi import _rate_limit_exceeded_handler
 from slowapi.errors import RateLimitExceeded
 
-from limiter.fastapi import Reserve, install_exception_handler, limiter_lifespan
+from limiter.fastapi import (
+    AppLimiter,
+    BoundLimiter,
+    Reserve,
+    install_exception_handler,
+    limiter_lifespan,
+)
 from limiter.settings import load_settings
 
-VARIANTS = ("none", "bare", "guard", "slowapi")
+VARIANTS = ("none", "bare", "handle", "reserve", "slowapi")
 PATH = "/v4/group_open_http_svc/add_group_member"
 # The bare variant's set; bench/endpoint.py counts it to prove every request reached Redis.
 BARE_SET = "bench:endpoint:bare"
 # slowapi: one counter per app, a limit the run never reaches (so it never refuses).
 SLOWAPI_LIMIT = "1000000000/day"
 # Reserve's sources: the app from ?sdkappid=, the group and the one user from the JSON body.
-GUARD = Reserve("add_members", group="GroupId", users="Member_Account")
+RESERVE = Reserve("add_members", group="GroupId", users="Member_Account")
+Limits = Annotated[BoundLimiter, Depends(AppLimiter())]
 
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -50,6 +60,13 @@ class Join(BaseModel):
 
 async def add_group_member(body: Join, request: Request) -> dict[str, Any]:
     """The endpoint every variant serves (``request`` is there because slowapi needs it)."""
+    member = {"Member_Account": body.Member_Account, "Result": 1}
+    return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "MemberList": [member]}
+
+
+async def add_group_member_handled(body: Join, limits: Limits) -> dict[str, Any]:
+    """The endpoint with its decision in the handler (a refusal raises: 403 problem+json)."""
+    await limits.add_members(body.GroupId, body.Member_Account, all_or_nothing=True)
     member = {"Member_Account": body.Member_Account, "Result": 1}
     return {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "MemberList": [member]}
 
@@ -70,7 +87,7 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if variant == "guard":
+            if variant in ("handle", "reserve"):
                 await stack.enter_async_context(limiter_lifespan(app))
             if variant == "bare":
                 client = aioredis.Redis.from_url(url, decode_responses=True)
@@ -87,8 +104,11 @@ def create_app() -> FastAPI:
     dependencies = []
     if variant == "bare":
         dependencies.append(Depends(bare_evalsha))
-    elif variant == "guard":
-        dependencies.append(Depends(GUARD))
+    elif variant == "handle":
+        handler = add_group_member_handled
+        install_exception_handler(app)
+    elif variant == "reserve":
+        dependencies.append(Depends(RESERVE))
         install_exception_handler(app)
     elif variant == "slowapi":
         app.state.limiter = SlowLimiter(
