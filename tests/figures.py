@@ -36,32 +36,32 @@ class FigureBook:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def table(self, heavy: bool) -> str:
-        by_test: dict[tuple[str, str, str], Figure] = {}
-        for figure in self.figures:  # one row per (area, what, test): the counts add up
-            key = (figure.area, figure.what, figure.test)
-            if key in by_test:
-                by_test[key].value += figure.value
-            else:
-                by_test[key] = Figure(figure.area, figure.what, figure.value, figure.test)
-                by_test[key].outcome = figure.outcome
-            if figure.outcome != "passed":
-                by_test[key].outcome = figure.outcome
+        """One row per (area, what): the counts summed over every test (and parametrization)
+        that recorded it, how many tests those were, their files, and whether all passed."""
+        rows: dict[tuple[str, str], list[Figure]] = {}
+        for figure in self.figures:
+            rows.setdefault((figure.area, figure.what), []).append(figure)
         lines = [
             "<!-- written by `python -m pytest --figures docs/reliability.md`; do not edit -->",
             "# Reliability figures",
             "",
             f"Run {self.started:%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'} "
             f"(Python {sys.version.split()[0]}, {platform.machine()}), "
-            f"{'with' if heavy else 'without'} the heavy runs (`--heavy`).",
-            "Each row is a count a test recorded while it ran, and that test's outcome.",
+            f"{'with' if heavy else 'without'} the heavy runs (`--heavy`). Each row sums a "
+            "count that tests recorded while they ran (over fakeredis and the real server, sync "
+            "and async, where a test runs on several), and says whether all of them passed.",
             "",
-            "| area | what | count | test | result |",
-            "|---|---|---:|---|---|",
+            "| area | what | count | tests | in | result |",
+            "|---|---|---:|---:|---|---|",
         ]
-        for figure in sorted(by_test.values(), key=lambda f: (f.area, f.test, f.what)):
+        for (area, what), recorded in sorted(rows.items()):
+            tests = {figure.test: figure.outcome for figure in recorded}
+            failed = sum(outcome != "passed" for outcome in tests.values())
+            files = sorted({test.split("::")[0].removeprefix("tests/") for test in tests})
+            result = "passed" if not failed else f"**FAILED** ({failed} of {len(tests)})"
+            total = sum(figure.value for figure in recorded)
             lines.append(
-                f"| {figure.area} | {figure.what} | {figure.value:,} | `{figure.test}` "
-                f"| {figure.outcome} |"
+                f"| {area} | {what} | {total:,} | {len(tests)} | {', '.join(files)} | {result} |"
             )
         return "\n".join(lines) + "\n"
 
