@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -64,25 +65,14 @@ def prepare(url: str) -> None:
 
 
 Sync = Callable[[int], object]
-Async = Callable[[int], Awaitable[object]]
 
 
-def sync_operations(engine: Limiter, trivial: str) -> dict[str, Callable[[str], Sync]]:
-    """Each measured call, given a tag that keeps its ids unused by earlier measurements."""
-    redis = engine.store.client
-    key = engine.core.keys.app(APP).users
-    return {
-        "EVALSHA (trivial)": lambda tag: lambda i: redis.evalsha(trivial, 1, key),
-        "PING": lambda tag: lambda i: redis.ping(),
-        "add_members": lambda tag: lambda i: engine.add_members(APP, GROUP, f"m{tag}-{i}"),
-        "add_friends": lambda tag: lambda i: engine.add_friends(APP, f"a{tag}-{i}", f"b{tag}-{i}"),
-        "register_users": lambda tag: lambda i: engine.register_users(APP, f"r{tag}-{i}"),
-        "record_login": lambda tag: lambda i: engine.record_login(APP, f"l{tag}-{i}"),
-    }
-
-
-def async_operations(engine: AsyncLimiter, trivial: str) -> dict[str, Callable[[str], Async]]:
-    redis = engine.store.client
+def operations_of(
+    engine: Limiter | AsyncLimiter, trivial: str
+) -> dict[str, Callable[[str], Callable[[int], Any]]]:
+    """Each measured call (blocking, or a coroutine with the async engine), given a tag that
+    keeps its ids unused by earlier measurements."""
+    redis: Any = engine.store.client
     key = engine.core.keys.app(APP).users
     return {
         "EVALSHA (trivial)": lambda tag: lambda i: redis.evalsha(trivial, 1, key),
@@ -120,7 +110,7 @@ def interleaved(operations: dict[str, Callable[[str], Sync]], ops: int, rounds: 
 
 def measure_sync(url: str, mode: Mode, rounds: int) -> Rounds:
     engine = Limiter(SyncStore(client(url, flush=False)), settings=settings(url))
-    operations = sync_operations(engine, engine.store.client.script_load(TRIVIAL))
+    operations = operations_of(engine, engine.store.client.script_load(TRIVIAL))
     found = interleaved(operations, mode.ops, rounds)
     engine.close()
     return found
@@ -129,7 +119,7 @@ def measure_sync(url: str, mode: Mode, rounds: int) -> Rounds:
 async def measure_async(url: str, mode: Mode, rounds: int) -> Rounds:
     store = AsyncStore(aioredis.Redis.from_url(url, decode_responses=True))
     engine = AsyncLimiter(store, settings=settings(url))
-    operations = async_operations(engine, await store.client.script_load(TRIVIAL))
+    operations = operations_of(engine, await store.client.script_load(TRIVIAL))
     found: Rounds = {name: [] for name in operations}
     tags = count()
     for round_number in range(rounds):
