@@ -1,7 +1,10 @@
-"""Runs every benchmark in turn on the Redis at LIMITER_BENCH_REDIS_URL, writes each one's JSON
-under bench/results/ and the whole report to docs/benchmarks.md.
+"""Runs the benchmarks in turn on the Redis at LIMITER_BENCH_REDIS_URL, writes each one's JSON
+under bench/results/, then renders docs/benchmarks.md from the latest result of every one.
 
-    python -m bench.all [--url redis://127.0.0.1:6379/14] [--smoke] [--only NAME ...]
+    python -m bench.all [--url redis://127.0.0.1:6379/14] [--only NAME ...] [--smoke]
+
+``--only`` reruns some and keeps the others' last results (each table says when it ran);
+``--smoke`` runs everything at smoke size and writes nothing.
 """
 
 from __future__ import annotations
@@ -9,49 +12,44 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import RESULTS, URL, Figure, machine, write_json
+from bench.common import RESULTS, URL, Figure, read_json, write_json
 
 # In the order of the issue: decision cost, endpoint, big groups, flat cost, reconcile, memory.
 BENCHMARKS = ("decisions", "endpoint", "groups", "scale", "reconcile", "memory")
 DOC = Path(__file__).parent.parent / "docs" / "benchmarks.md"
 
 
-def run_all(url: str, smoke: bool, names: tuple[str, ...]) -> list[tuple[Figure, float]]:
-    done = []
-    for name in names:
-        module = importlib.import_module(f"bench.{name}")
-        started = time.perf_counter()
-        figure: Figure = module.run(url, smoke)
-        done.append((figure, time.perf_counter() - started))
-        print(figure.markdown(), flush=True)
-    return done
+def run_one(name: str, url: str, smoke: bool) -> tuple[Figure, float]:
+    module = importlib.import_module(f"bench.{name}")
+    started = time.perf_counter()
+    figure: Figure = module.run(url, smoke)
+    return figure, time.perf_counter() - started
 
 
-def document(done: list[tuple[Figure, float]], url: str) -> str:
-    info = machine(url)
-    missed = [(f, t) for f, _ in done for t in f.targets if not t.met]
+def document() -> str:
+    """The page, from bench/results/NAME.json of every benchmark that has one."""
+    results = [read_json(RESULTS / f"{name}.json") for name in BENCHMARKS]
+    machine = results[0][1]["machine"]
     lines = [
-        "<!-- written by `python -m bench.all`; do not edit by hand -->",
+        "<!-- written by `python -m bench.all` from bench/results/*.json; do not edit by hand -->",
         "# Benchmarks",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {info['cpus']} CPUs "
-        f"({info['platform']}), Python {info['python']}, Redis {info['redis']} on "
-        "127.0.0.1 (the same machine), hiredis installed. The machine is shared and noisy: "
-        "every figure that has a target is a ratio against a baseline measured in the same "
-        "run, interleaved with it, median of the rounds.",
+        f"Machine: {machine['cpus']} CPUs ({machine['platform']}), Python {machine['python']}, "
+        f"Redis {machine['redis']} on 127.0.0.1 (the same machine), hiredis installed. It is "
+        "shared and noisy: every figure that has a target is a ratio against a baseline "
+        "measured in the same run, interleaved with it, median of the rounds.",
         "",
         "Commands (install with `pip install -e '.[bench]'`; wrk from Debian's `wrk` package):",
         "",
         "```",
-        "python -m bench.all                 # everything, rewrites this page",
-        *(f"python -m bench.{f.name:<16} # {f.title}" for f, _ in done),
+        "python -m bench.all                 # everything, then rewrites this page",
+        *(f"python -m bench.{f.name:<15} # {f.title}" for f, _ in results),
         "```",
         "",
-        "Each writes `bench/results/NAME.json`; `--smoke` is a seconds-long run (the test suite "
-        "runs it); `--url` or `LIMITER_BENCH_REDIS_URL` picks the Redis "
+        "Each writes `bench/results/NAME.json`; `--smoke` is a seconds-long run that writes "
+        "nothing (the test suite runs it); `--url` or `LIMITER_BENCH_REDIS_URL` picks the Redis "
         "(default `redis://127.0.0.1:6379/14`, which the run empties).",
         "",
         "## Targets",
@@ -59,14 +57,16 @@ def document(done: list[tuple[Figure, float]], url: str) -> str:
         "| benchmark | target | measured | bound | met |",
         "|---|---|---:|---|---|",
     ]
-    for figure, _ in done:
+    for figure, _ in results:
         for t in figure.targets:
             met = "yes" if t.met else "**NO**"
             lines.append(f"| {figure.name} | {t.name} | {t.value:g} | {t.bound} | {met} |")
+    missed = sum(not t.met for figure, _ in results for t in figure.targets)
     if missed:
-        lines += ["", f"{len(missed)} target(s) missed; the notes under each table say why."]
-    for figure, seconds in done:
-        lines += ["", figure.markdown().rstrip(), "", f"_({seconds:,.0f} s)_"]
+        lines += ["", f"{missed} target(s) missed; the notes under each table say why."]
+    for figure, extra in results:
+        took = f"{extra['seconds']:,.0f} s" if extra.get("seconds") else "time not recorded"
+        lines += ["", figure.markdown().rstrip(), "", f"_(run {extra.get('run_at')}, {took})_"]
     return "\n".join(lines) + "\n"
 
 
@@ -76,12 +76,14 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=BENCHMARKS)
     args = parser.parse_args()
-    done = run_all(args.url, args.smoke, tuple(args.only))
-    for figure, _ in done:
-        write_json(figure, RESULTS / f"{figure.name}.json", args.url)
-    if not args.smoke and tuple(args.only) == BENCHMARKS:
+    for name in args.only:
+        figure, seconds = run_one(name, args.url, args.smoke)
+        print(figure.markdown(), flush=True)
+        if not args.smoke:
+            write_json(figure, RESULTS / f"{figure.name}.json", args.url, seconds)
+    if not args.smoke:
         DOC.parent.mkdir(exist_ok=True)
-        DOC.write_text(document(done, args.url))
+        DOC.write_text(document())
         print(f"wrote {DOC}")
 
 

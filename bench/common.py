@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +157,23 @@ def machine(url: str = URL) -> dict[str, Any]:
     return info
 
 
-def write_json(figure: Figure, path: Path, url: str = URL) -> None:
+def write_json(figure: Figure, path: Path, url: str = URL, seconds: float | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"machine": machine(url), "figure": asdict(figure)}
+    document = {
+        "run_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": seconds,
+        "machine": machine(url),
+        "figure": asdict(figure),
+    }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path) -> tuple[Figure, dict[str, Any]]:
+    """A result written by :func:`write_json`: the figure, and the rest (run_at, machine...)."""
+    document = json.loads(path.read_text())
+    fields = document.pop("figure")
+    fields["targets"] = [Target(**target) for target in fields["targets"]]
+    return Figure(**fields), document
 
 
 def cli(run: Callable[[str, bool], Figure]) -> None:
@@ -175,6 +189,9 @@ def cli(run: Callable[[str, bool], Figure]) -> None:
         "--json", type=Path, help="where to write the result (default bench/results/NAME.json)"
     )
     args = parser.parse_args()
+    started = time.perf_counter()
     figure = run(args.url, args.smoke)
     print(figure.markdown())
-    write_json(figure, args.json or RESULTS / f"{figure.name}.json", args.url)
+    if args.json or not args.smoke:  # a smoke run's numbers mean nothing: kept only if asked
+        path = args.json or RESULTS / f"{figure.name}.json"
+        write_json(figure, path, args.url, time.perf_counter() - started)
