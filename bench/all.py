@@ -28,9 +28,9 @@ def run_one(name: str, url: str, smoke: bool) -> tuple[Figure, float]:
     return figure, time.perf_counter() - started
 
 
-def document() -> str:
-    """The page, from bench/results/NAME.json of every benchmark that has one."""
-    results = [read_json(RESULTS / f"{name}.json") for name in BENCHMARKS]
+def document(folder: Path = RESULTS) -> str:
+    """The page, from the result (``folder``/NAME.json) of every benchmark."""
+    results = [read_json(folder / f"{name}.json") for name in BENCHMARKS]
     machine = results[0][1]["machine"]
     lines = [
         "<!-- written by `python -m bench.all` from bench/results/*.json; do not edit by hand -->",

@@ -185,9 +185,10 @@ def run(url: str, smoke: bool) -> Figure:
         f"The {CONCURRENCY}-task mode shares one client's connection pool ({CONCURRENCY} "
         "connections); on 2 cores the Python process, not Redis, is the bottleneck.",
         "Why 0.85 is missed: the baseline runs a script that does nothing. A decision's own "
-        "script work (10-25 us in Redis) and its longer argument list already put the ratio "
-        "near 0.8 in blocking mode before any engine code runs; the engine's Python work "
-        "takes the rest. What was done: limits resolved once per cached plan and reused until "
+        "script work (10-25 us in Redis) and its longer argument list take most of the gap: "
+        "called bare, add_members' script with its real arguments ran at about 0.7-0.8x the "
+        "trivial one while this was written, before any engine code; the engine's Python "
+        "work takes the rest. What was done: limits resolved once per cached plan and reused until "
         "they could change, keys and flags built once, EVALSHA called directly (redis-py's "
         "Script object only on NOSCRIPT), fewer script arguments: each ratio rose by about "
         "0.13-0.15 (sync add_members from 0.30 to 0.43, measured back to back against a trivial "
