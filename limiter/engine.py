@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from concurrent.futures import Future
 from datetime import date, datetime
 from decimal import Decimal
 from time import perf_counter
@@ -36,7 +37,7 @@ from limiter.results import (
     UserUsage,
 )
 from limiter.settings import Settings, load_settings
-from limiter.store import AsyncStore, SyncStore, async_client, sync_client
+from limiter.store import AsyncStore, Pipeline, SyncStore, async_client, sync_client
 
 T = TypeVar("T")
 
@@ -540,18 +541,41 @@ class Limiter:
         self, app: str, records: Iterable[Record], *, actor: str = DEFAULT_ACTOR
     ) -> ReconcileReport:
         """Rebuild the app's counters from its source of truth (see :mod:`limiter.rebuild`);
-        ``records`` is read in chunks."""
+        ``records`` is read in chunks. While Redis loads one chunk, the next is validated and
+        built (:meth:`SyncStore.submit`): Python's work and Redis's overlap."""
         rebuild, chunker = self.core.rebuild(app), Chunker()
+        sending: tuple[Pipeline, Future[list[Any]]] | None = None
+
+        def send(load: Pipeline | None) -> None:
+            """Start sending ``load``, then wait for the one before it."""
+            nonlocal sending
+            previous, sending = sending, None if load is None else (load, self.store.submit(load))
+            if previous is not None:
+                rebuild.written(previous[0], self._collect(previous[1]))
+
         try:
             for record in records:
                 chunk = chunker.add(record)
                 if chunk is not None:
-                    self._run(rebuild.load(chunk))
-            self._run(rebuild.load(chunker.rest()))
+                    send(rebuild.prepare(chunk))
+            send(rebuild.prepare(chunker.rest()))
+            send(None)
             return self._run(rebuild.finish(actor))
         except BaseException:
+            if sending is not None:  # let it land before the rebuild keys are dropped
+                with contextlib.suppress(Exception):
+                    sending[1].result()
             with contextlib.suppress(StoreUnavailable):
                 self._run(rebuild.abort())
+            raise
+
+    def _collect(self, sent: Future[list[Any]]) -> list[Any]:
+        """The replies of a submitted pipeline; an outage is counted as a round trip's is."""
+        try:
+            return sent.result()
+        except StoreUnavailable:
+            self.core.stats.store_errors["pipeline"] += 1
+            self.data.outage()
             raise
 
 

@@ -333,7 +333,10 @@ class Rebuild:
         """Send a prepared load, counting what it added to each key (the switch checks it)."""
         if load is None:
             return
-        replies = yield load
+        self.written(load, (yield load))
+
+    def written(self, load: Pipeline, replies: Sequence[int]) -> None:
+        """Count what a sent load added to each key (from its replies)."""
         for command, added in zip(load.commands, replies, strict=True):
             if command[0] != "EXPIRE":
                 self.sizes[str(command[1])] += added

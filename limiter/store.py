@@ -7,7 +7,10 @@ connection failure into :class:`StoreUnavailable`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -48,6 +51,18 @@ _OUTAGES = (
 )
 # Replies that mean "not now" rather than "your command is wrong".
 _BUSY_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+
+
+@contextlib.contextmanager
+def _outages() -> Iterator[None]:
+    """Turns a connection failure (or a "not now" reply) into :class:`StoreUnavailable`."""
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        outage = _outage(exc)
+        if outage is None:
+            raise
+        raise outage from exc
 
 
 def _outage(exc: Exception) -> StoreUnavailable | None:
@@ -108,9 +123,10 @@ class SyncStore:
         self._scripts: dict[str, Script] = {
             name: client.register_script(source) for name, source in script_sources().items()
         }
+        self._sender: ThreadPoolExecutor | None = None  # see submit
 
     def execute(self, request: Request) -> Any:
-        try:
+        with _outages():
             if isinstance(request, ScriptCall):
                 # EVALSHA straight away: redis-py's Script.__call__ copies the arguments and
                 # imports on every call. Only NOSCRIPT (a restarted or flushed server) goes
@@ -124,13 +140,41 @@ class SyncStore:
             for command in request.commands:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             return pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            outage = _outage(exc)
-            if outage is None:
+
+    def submit(self, request: Pipeline) -> Future[list[Any]]:
+        """Send a pipeline from a background thread and return at once, so the caller can
+        prepare the next one while Redis works (a reconcile's loads). The commands are packed
+        here, in the calling thread; the thread only writes the bytes and reads the replies,
+        which hold Python's GIL little, so the two really overlap. One thread: loads submitted
+        one after another are sent one after another."""
+        pool = self.client.connection_pool
+        with _outages():
+            packer = pool.get_connection()  # it knows the client's encoding
+        try:
+            packed = packer.pack_commands(request.commands)  # type: ignore[no-untyped-call]
+        finally:
+            pool.release(packer)
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix="limiter-load")
+        return self._sender.submit(self._send_packed, packed, len(request.commands))
+
+    def _send_packed(self, packed: list[bytes], replies: int) -> list[Any]:
+        pool = self.client.connection_pool
+        with _outages():
+            connection = pool.get_connection()
+            try:
+                connection.send_packed_command(packed)  # type: ignore[no-untyped-call]
+                return [connection.read_response() for _ in range(replies)]
+            except BaseException:
+                # replies may be left unread on it
+                connection.disconnect()  # type: ignore[no-untyped-call]
                 raise
-            raise outage from exc
+            finally:
+                pool.release(connection)
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._sender.shutdown()
         self.client.close()
 
 
@@ -144,7 +188,7 @@ class AsyncStore:
         }
 
     async def execute(self, request: Request) -> Any:
-        try:
+        with _outages():
             if isinstance(request, ScriptCall):
                 # As in SyncStore.execute: EVALSHA, and the Script only on NOSCRIPT.
                 script, keys = self._scripts[request.script], request.keys
@@ -156,11 +200,6 @@ class AsyncStore:
             for command in request.commands:
                 pipe.execute_command(*command)
             return await pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            outage = _outage(exc)
-            if outage is None:
-                raise
-            raise outage from exc
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -218,6 +218,39 @@ def test_closed_an_empty_restart_is_detected_and_reconcile_restores_the_counts(
     figures.record("faults", "reconciles that restored the counts exactly", 1)
 
 
+def test_a_reconcile_cut_by_an_outage_raises_and_leaves_the_live_counts_as_they_were(
+    persistent: RedisProcess,
+    connect: Connect,
+    figures: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server stops while loads are in flight (the sync engine sends the next chunk from a
+    thread while it builds the one after): the reconcile raises the outage, nothing is switched
+    in, and after the restart a reconcile goes through."""
+    monkeypatch.setattr("limiter.rebuild.LOAD_ENTRIES", 3)  # a load every few records
+    engine = connect(persistent.url)
+    build(engine)
+    data = client_of(persistent)
+    live = {key: value for key, value in snapshot(data).items() if ":rebuild:" not in key}
+
+    def source() -> Iterator[Record]:
+        for number, record in enumerate(SOURCE * 4):
+            if number == len(SOURCE) * 2:
+                persistent.stop(signal.SIGTERM)
+            yield record
+
+    with pytest.raises(StoreUnavailable):
+        engine.reconcile(APP, source())
+    persistent.start()
+
+    after = {key: value for key, value in snapshot(data).items() if ":rebuild:" not in key}
+    assert after == live
+    engine.reconcile(APP, SOURCE)
+    assert_counts_match(engine, SOURCE)
+    record_server(figures, persistent)
+    figures.record("faults", "reconciles cut by an outage, nothing switched in", 1)
+
+
 # -- open: actions go through, degraded and logged; reconcile makes the counts exact --------------
 
 
