@@ -440,7 +440,7 @@ class AdminToken:
         scheme, _, presented = values[0].partition(" ") if len(values) == 1 else ("", "", "")
         if scheme.lower() != "bearer" or not presented:
             raise _Unauthorized
-        given = presented.encode()
+        given = presented.encode("latin-1")  # the header's own bytes (Starlette decodes latin-1)
         actor = None
         for name, token in self._tokens:
             # Compare with every token whatever matched already: the time taken names none.

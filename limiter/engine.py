@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from datetime import date, datetime
 from decimal import Decimal
@@ -111,6 +111,8 @@ class AsyncLimiter:
                 except StoreUnavailable as exc:
                     self.core.stats.store_errors[request.name] += 1
                     self.data.outage()
+                    request = op.throw(exc)
+                except Exception as exc:  # the op decides (a marker check lets its op go on)
                     request = op.throw(exc)
                 else:
                     self.core.stats.observe(request.name, perf_counter() - started)
@@ -365,6 +367,8 @@ class Limiter:
                     self.core.stats.store_errors[request.name] += 1
                     self.data.outage()
                     request = op.throw(exc)
+                except Exception as exc:  # the op decides (a marker check lets its op go on)
+                    request = op.throw(exc)
                 else:
                     self.core.stats.observe(request.name, perf_counter() - started)
                     request = op.send(reply)
@@ -549,7 +553,9 @@ class Limiter:
         def send(load: Pipeline | None) -> None:
             """Start sending ``load``, then wait for the one before it."""
             nonlocal sending
-            previous, sending = sending, None if load is None else (load, self.store.submit(load))
+            previous, sending = sending, None
+            if load is not None:
+                sending = (load, self._submit(load))
             if previous is not None:
                 rebuild.written(previous[0], self._collect(previous[1]))
 
@@ -569,10 +575,20 @@ class Limiter:
                 self._run(rebuild.abort())
             raise
 
+    def _submit(self, load: Pipeline) -> Future[list[Any]]:
+        with self._outage_counted():
+            return self.store.submit(load)
+
     def _collect(self, sent: Future[list[Any]]) -> list[Any]:
-        """The replies of a submitted pipeline; an outage is counted as a round trip's is."""
-        try:
+        """The replies of a submitted pipeline."""
+        with self._outage_counted():
             return sent.result()
+
+    @contextlib.contextmanager
+    def _outage_counted(self) -> Iterator[None]:
+        """An outage of a submitted pipeline is counted as a round trip's is."""
+        try:
+            yield
         except StoreUnavailable:
             self.core.stats.store_errors["pipeline"] += 1
             self.data.outage()

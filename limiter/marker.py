@@ -99,6 +99,8 @@ class DataWatch:
             yield from self.check()
         except StoreUnavailable as exc:
             return (yield from _met_outage(op, exc))
+        except Exception:  # e.g. the key holds another type, or an ACL refuses it
+            log.exception("the data-set marker check at %s failed; the request goes on", self.key)
         return (yield from op)
 
     def check(self) -> Op[DataStatus]:

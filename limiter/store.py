@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +52,15 @@ _OUTAGES = (
     OSError,
 )
 # Replies that mean "not now" rather than "your command is wrong".
-_BUSY_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+_BUSY_REPLIES = (
+    "BUSY",
+    "LOADING",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "MISCONF",  # cannot persist (a full disk): writes refused until it can
+    "NOREPLICAS",  # min-replicas-to-write not met
+)
 
 
 @contextlib.contextmanager
@@ -124,6 +134,8 @@ class SyncStore:
             name: client.register_script(source) for name, source in script_sources().items()
         }
         self._sender: ThreadPoolExecutor | None = None  # see submit
+        self._sender_pid = 0  # the process that started it: a forked child starts its own
+        self._sender_lock = threading.Lock()
 
     def execute(self, request: Request) -> Any:
         with _outages():
@@ -154,9 +166,11 @@ class SyncStore:
             packed = packer.pack_commands(request.commands)  # type: ignore[no-untyped-call]
         finally:
             pool.release(packer)
-        if self._sender is None:
-            self._sender = ThreadPoolExecutor(1, thread_name_prefix="limiter-load")
-        return self._sender.submit(self._send_packed, packed, len(request.commands))
+        with self._sender_lock:
+            if self._sender is None or self._sender_pid != os.getpid():
+                self._sender = ThreadPoolExecutor(1, thread_name_prefix="limiter-load")
+                self._sender_pid = os.getpid()
+            return self._sender.submit(self._send_packed, packed, len(request.commands))
 
     def _send_packed(self, packed: list[bytes], replies: int) -> list[Any]:
         pool = self.client.connection_pool
@@ -173,8 +187,10 @@ class SyncStore:
                 pool.release(connection)
 
     def close(self) -> None:
-        if self._sender is not None:
-            self._sender.shutdown()
+        with self._sender_lock:
+            if self._sender is not None and self._sender_pid == os.getpid():
+                self._sender.shutdown()
+            self._sender = None
         self.client.close()
 
 
