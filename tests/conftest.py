@@ -93,13 +93,36 @@ class AsyncAsSync:
 EngineFactory = Callable[..., Any]
 
 
+class Engines:
+    """The engines one test makes in one mode: the sync facade, or the async engine driven
+    synchronously (:class:`AsyncAsSync`); :meth:`close` closes them all."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.loop = asyncio.new_event_loop()
+        self.made: list[Any] = []
+
+    def add(self, sync: Callable[[], Limiter], asynchronous: Callable[[], AsyncLimiter]) -> Any:
+        """The engine of this mode, built by ``sync`` or ``asynchronous``."""
+        engine = sync() if self.mode == "sync" else AsyncAsSync(asynchronous(), self.loop)
+        self.made.append(engine)
+        return engine
+
+    def close(self) -> None:
+        for engine in self.made:
+            if isinstance(engine, AsyncAsSync):
+                self.loop.run_until_complete(engine.engine.aclose())
+            else:
+                engine.close()
+        self.loop.close()
+
+
 @pytest.fixture(params=["sync", "async"])
 def make_engine(
     request: pytest.FixtureRequest, backend: Backend, clock: ManualClock
 ) -> Iterator[EngineFactory]:
     """Builds engines (sync facade, or the async engine driven synchronously) on ``backend``."""
-    loop = asyncio.new_event_loop()
-    made: list[Any] = []
+    engines = Engines(request.param)
 
     def make(
         *, catalog: Catalog | None = None, own_clock: ManualClock | None = None, **settings: Any
@@ -109,24 +132,17 @@ def make_engine(
         settings.setdefault("cache_seconds", 0)
         config = Settings(redis_url="memory://unused", **settings)
         chosen = clock if own_clock is None else own_clock
-        if request.param == "sync":
-            store = SyncStore(backend.sync_client())
-            engine: Any = Limiter(store, settings=config, catalog=catalog, clock=chosen)
-        else:
-            store_async = AsyncStore(backend.async_client())
-            engine = AsyncAsSync(
-                AsyncLimiter(store_async, settings=config, catalog=catalog, clock=chosen), loop
-            )
-        made.append(engine)
-        return engine
+        return engines.add(
+            lambda: Limiter(
+                SyncStore(backend.sync_client()), settings=config, catalog=catalog, clock=chosen
+            ),
+            lambda: AsyncLimiter(
+                AsyncStore(backend.async_client()), settings=config, catalog=catalog, clock=chosen
+            ),
+        )
 
     yield make
-    for engine in made:
-        if isinstance(engine, AsyncAsSync):
-            loop.run_until_complete(engine.engine.aclose())
-        else:
-            engine.close()
-    loop.close()
+    engines.close()
 
 
 @pytest.fixture

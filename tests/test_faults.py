@@ -7,7 +7,6 @@ the restart without being rebuilt, and report a flushed data set, which reconcil
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import signal
@@ -42,7 +41,7 @@ from limiter.marker import DataWatch
 from limiter.metrics import render
 from limiter.rebuild import Record
 from limiter.testing import ManualClock
-from tests.conftest import APP, AsyncAsSync, EngineFactory
+from tests.conftest import APP, AsyncAsSync, EngineFactory, Engines
 from tests.figures import Recorder
 from tests.redis_proc import RedisProcess, redis_process
 from tests.test_example import (
@@ -111,25 +110,17 @@ def persistent(tmp_path: Path) -> Iterator[RedisProcess]:
 def connect(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[Connect]:
     """Builds engines (the sync facade, or the async engine driven synchronously) on a URL,
     as an application does (``from_settings``), and closes them at the end."""
-    loop = asyncio.new_event_loop()
-    made: list[Any] = []
+    engines = Engines(request.param)
 
     def connect(url: str, **settings: Any) -> Any:
         config = Settings(redis_url=url, cache_seconds=0, **settings)
-        if request.param == "sync":
-            engine: Any = Limiter.from_settings(config, clock=clock)
-        else:
-            engine = AsyncAsSync(AsyncLimiter.from_settings(config, clock=clock), loop)
-        made.append(engine)
-        return engine
+        return engines.add(
+            lambda: Limiter.from_settings(config, clock=clock),
+            lambda: AsyncLimiter.from_settings(config, clock=clock),
+        )
 
     yield connect
-    for engine in made:
-        if isinstance(engine, AsyncAsSync):
-            loop.run_until_complete(engine.engine.aclose())
-        else:
-            engine.close()
-    loop.close()
+    engines.close()
 
 
 def unwrapped(engine: Any) -> Limiter | AsyncLimiter:
