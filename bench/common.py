@@ -23,8 +23,15 @@ from typing import Any
 
 import redis
 
+from limiter.store.keys import AppKeys, KeyLayout
+
 URL = os.environ.get("LIMITER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 RESULTS = Path(__file__).parent / "results"
+
+
+def keys_of(engine: Any, app: str) -> AppKeys:
+    """The Redis keys of ``app`` under the engine's key prefix (a benchmark plants data)."""
+    return KeyLayout(engine.settings.key_prefix).app(app)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.common import Figure, Timing, cli, client, median_of, time_async, time_sync
+from bench.common import Figure, Timing, cli, client, keys_of, median_of, time_async, time_sync
 from limiter import AsyncLimiter, AsyncStore, Limiter, Settings, SyncStore
 
 APP = "bench-decisions"
@@ -73,7 +73,7 @@ def operations_of(
     """Each measured call (blocking, or a coroutine with the async engine), given a tag that
     keeps its ids unused by earlier measurements."""
     redis: Any = engine.store.client
-    key = engine.core.keys.app(APP).users
+    key = keys_of(engine, APP).users
     return {
         "EVALSHA (trivial)": lambda tag: lambda i: redis.evalsha(trivial, 1, key),
         "PING": lambda tag: lambda i: redis.ping(),

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bench.common import Figure, cli, client
+from bench.common import Figure, cli, client, keys_of
 from limiter import AccountRecord, FriendRecord, GroupRecord, Limiter, Settings, SyncStore
-from limiter.rebuild import Record
+from limiter.reconcile import Record
 from limiter.testing import ManualClock
 
 APP = "1400000043"
@@ -56,7 +56,7 @@ def measure(engine: Limiter, redis_client: redis.Redis, fill: Callable[[], list[
         keys = [key for key in fill() if redis_client.exists(key)]
         deltas.append(int(redis_client.info("memory")["used_memory"]) - before)
     usage = sum(redis_client.memory_usage(key, samples=0) or 0 for key in keys)
-    base = engine.core.keys.app(APP).base
+    base = keys_of(engine, APP).base
     encodings = {key.removeprefix(base): str(redis_client.object("encoding", key)) for key in keys}
     return Measured(encodings, usage, sorted(deltas)[ROUNDS // 2])
 
@@ -89,7 +89,7 @@ def logins(engine: Limiter, redis_client: redis.Redis, count: int) -> list[str]:
     pipelined into the same set (a set's memory does not depend on how it was filled)."""
     for n in range(min(count, ENGINE_LOGINS)):
         engine.record_login(APP, user_id(n))
-    day_key = engine.core.keys.app(APP).dau(DAY.date())
+    day_key = keys_of(engine, APP).dau(DAY.date())
     pipe = redis_client.pipeline(transaction=False)
     for start in range(ENGINE_LOGINS, count, 10_000):
         pipe.sadd(day_key, *(user_id(n) for n in range(start, min(count, start + 10_000))))
@@ -105,7 +105,7 @@ def month_of_metering(engine: Limiter, clock: ManualClock) -> list[str]:
         engine.record_login(APP, "someone")
         engine.record_bandwidth(APP, "12.5")
     clock.set(DAY)
-    return [engine.core.keys.app(APP).meter("2026-11")]
+    return [keys_of(engine, APP).meter("2026-11")]
 
 
 def run(url: str, smoke: bool) -> Figure:
@@ -113,7 +113,7 @@ def run(url: str, smoke: bool) -> Figure:
     redis_client = client(url)
     clock = ManualClock(DAY)
     engine = Limiter(SyncStore(redis_client), settings=Settings(redis_url=url), clock=clock)
-    keys = engine.core.keys.app(APP)
+    keys = keys_of(engine, APP)
 
     def reconciled(records: Callable[[], Iterator[Record]], *names: str) -> Callable[[], list[str]]:
         """Loads the records into the app (the keys a reconcile writes), names the keys."""

@@ -28,7 +28,7 @@ from limiter import (
     Settings,
     SyncStore,
 )
-from limiter.rebuild import Record
+from limiter.reconcile import Record
 from limiter.store import async_client
 from limiter.testing import ManualClock
 

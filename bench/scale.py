@@ -3,7 +3,7 @@
 
     python -m bench.scale [--url redis://127.0.0.1:6379/14] [--smoke]
 
-The app's data is written straight into the key layout of ``limiter.keys`` with pipelined
+The app's data is written straight into the key layout of ``limiter.store.keys`` with pipelined
 commands (what the scripts would have written, much faster), growing from one size to the
 next; at each size the decisions are timed against a bare EVALSHA as in ``bench.decisions``.
 """
@@ -16,11 +16,10 @@ from itertools import count
 
 import redis
 
-from bench.common import Figure, cli, client, median_of
+from bench.common import Figure, cli, client, keys_of, median_of
 from bench.decisions import BASELINES, OPERATIONS, TRIVIAL, Sync, interleaved, ratios, settings
 from limiter import Limiter, SyncStore
-from limiter.keys import AppKeys
-from limiter.periods import local_date
+from limiter.store.keys import AppKeys
 
 APP = "bench-scale"
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -70,7 +69,7 @@ def operations(engine: Limiter, size: int, trivial: str) -> dict[str, Callable[[
     existing user joins another existing group, two existing users become friends, a new
     account registers, a user logs in for the first time today."""
     redis_client = engine.store.client
-    key = engine.core.keys.app(APP).users
+    key = keys_of(engine, APP).users
     groups = size // GROUP_SIZE
     # Each measurement moves users by a shift of its own (never 0 or 1), so no (user, group)
     # or friend pair is asked for twice: every call is a new addition.
@@ -109,8 +108,8 @@ def run(url: str, smoke: bool) -> Figure:
     engine = Limiter(SyncStore(client(url)), settings=settings(url))
     engine.set_edition(APP, "pro", purchased_on=engine.now().date())  # no limit is reached
     redis_client = engine.store.client
-    keys = engine.core.keys.app(APP)
-    day_key = keys.dau(local_date(engine.now(), engine.core.tz))
+    keys = keys_of(engine, APP)
+    day_key = keys.dau(engine.today())
     trivial = redis_client.script_load(TRIVIAL)
     relative: dict[str, dict[int, float]] = {name: {} for name in OPERATIONS}
     loaded = 0

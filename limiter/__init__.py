@@ -1,13 +1,15 @@
 """limiter: the plan limits of a hosted IM service, enforced atomically in Redis.
 
 Build an engine with :meth:`AsyncLimiter.from_settings` (or :meth:`Limiter.from_settings` for
-blocking code); every adding operation is one Lua script, one round trip.
+blocking code); every adding operation is one Lua script, one round trip. What a user needs is
+here; the integrations are :mod:`limiter.fastapi`, :mod:`limiter.admin`,
+:mod:`limiter.callbacks` and :mod:`limiter.metrics`, test helpers :mod:`limiter.testing`, and
+the layers beneath are importable from their own modules (``docs/architecture.md``).
 """
 
 from limiter.billing import Bill, BillItem
 from limiter.catalog import Catalog, load_catalog
 from limiter.clock import Clock, SystemClock
-from limiter.core import ACTION_PARAMETERS, Reservation
 from limiter.decorator import guard
 from limiter.engine import AsyncLimiter, Limiter
 from limiter.errors import (
@@ -28,14 +30,8 @@ from limiter.limits import EffectiveLimits, Limit, Status
 from limiter.marker import DataStatus
 from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
-from limiter.rebuild import (
-    AccountRecord,
-    CountChange,
-    Drift,
-    FriendRecord,
-    GroupRecord,
-    ReconcileReport,
-)
+from limiter.reconcile import AccountRecord, FriendRecord, GroupRecord, ReconcileReport
+from limiter.reservations import Reservation
 from limiter.results import (
     AuditEntry,
     BatchResult,
@@ -56,7 +52,6 @@ from limiter.settings import Settings
 from limiter.store import AsyncStore, SyncStore
 
 __all__ = [
-    "ACTION_PARAMETERS",
     "AccountRecord",
     "AsyncLimiter",
     "AsyncStore",
@@ -67,11 +62,9 @@ __all__ = [
     "Catalog",
     "Clock",
     "ConfigurationError",
-    "CountChange",
     "DataStatus",
     "DeleteResult",
     "DeletedUser",
-    "Drift",
     "EffectiveLimits",
     "ExpansionGrant",
     "FriendItem",

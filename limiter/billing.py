@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
-from typing import Any
 
 from limiter.catalog import Catalog, Edition, Metered
 from limiter.metering import Month, MonthlyUsage
@@ -32,15 +31,6 @@ class BillItem:
     amount: Decimal
     detail: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "item": self.item,
-            "quantity": _json_quantity(self.quantity),
-            "unit_price": float(self.unit_price),
-            "amount": float(self.amount),
-            "detail": self.detail,
-        }
-
 
 @dataclass(frozen=True)
 class Bill:
@@ -51,16 +41,6 @@ class Bill:
     currency: str
     items: tuple[BillItem, ...]
     total: Decimal
-
-    def as_dict(self) -> dict[str, Any]:
-        """The admin API's answer: exact decimals serialized as JSON numbers."""
-        return {
-            "app_id": self.app,
-            "month": str(self.month),
-            "currency": self.currency,
-            "items": [item.as_dict() for item in self.items],
-            "total": float(self.total),
-        }
 
 
 @dataclass(frozen=True)
@@ -338,7 +318,3 @@ def plain_number(value: Decimal) -> str:
     """A quantity without exponent or trailing zeros: 2, 0.5, 1.50001."""
     text = f"{value:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _json_quantity(quantity: Decimal) -> int | float:
-    return int(quantity) if quantity == quantity.to_integral_value() else float(quantity)

@@ -21,8 +21,8 @@ from pydantic import BaseModel
 
 from limiter.errors import InvalidRequest, LimiterError, StoreUnavailable
 from limiter.fastapi import get_limiter
+from limiter.ids import check_app_id
 from limiter.jsontext import parse_json
-from limiter.keys import check_app_id
 from limiter.settings import Settings, load_settings
 
 log = logging.getLogger("limiter.callbacks")
@@ -158,7 +158,7 @@ def _check_signature(
         sent_at = datetime.fromtimestamp(int(request_time), UTC)
     except (ValueError, OverflowError, OSError):
         raise InvalidRequest("RequestTime", "must be Unix seconds") from None
-    now = get_limiter(request).core.clock.now()
+    now = get_limiter(request).now()
     if abs(now - sent_at) > SIGNATURE_WINDOW:
         raise InvalidRequest("RequestTime", "is more than 60 s away from now")
     expected = expected_sign(token, request_time).encode()

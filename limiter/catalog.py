@@ -10,31 +10,17 @@ import tomllib
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from limiter.errors import ConfigurationError, InvalidRequest, Lift, shown
 
-LIMIT_NAMES = (
-    "users",
-    "friends",
-    "groups_per_user",
-    "group_members",
-    "av_chatrooms",
-    "history_days",
-)
+# Every limit, once: the catalog's editions set each of them.
 LimitName = Literal[
     "users", "friends", "groups_per_user", "group_members", "av_chatrooms", "history_days"
 ]
-SCOPE_OF_LIMIT = {
-    "users": "app",
-    "friends": "user",
-    "groups_per_user": "user",
-    "group_members": "group",
-    "av_chatrooms": "app",
-    "history_days": "app",
-}
+LIMIT_NAMES: tuple[str, ...] = get_args(LimitName)
 
 
 def _limit_value(value: Any) -> Any:

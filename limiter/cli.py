@@ -14,27 +14,29 @@ import getpass
 import json
 import shutil
 import sys
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from limiter.billing import Bill, plain_number
+from limiter.console.text import compact, dau_chart, money, on_day, print_json, print_table
 from limiter.engine import Limiter
 from limiter.errors import InvalidRequest, LimiterError
 from limiter.metering import Month
-from limiter.periods import local_date
-from limiter.rebuild import ReconcileReport, Record, parse_document, parse_lines, report_as_dict
-from limiter.results import AuditEntry, OverLimit
+from limiter.reconcile import ReconcileReport, Record, parse_document, parse_lines
+from limiter.schemas import (
+    AuditLog,
+    BillView,
+    HealthView,
+    MonthlyUsageView,
+    OverLimitReport,
+    ReconcileView,
+)
 
 EXIT_FAILED = 1  # the store is unavailable, or anything else went wrong
 EXIT_BAD_INPUT = 2  # bad arguments or a bad input file (argparse uses 2 as well)
-# The eighth-block characters, 1/8 to 7/8 of a character cell wide.
-PARTIAL_BLOCKS = "▏▎▍▌▋▊▉"
-FULL_BLOCK = "█"
-NARROWEST_BAR = 10
 
 
 class Context:
@@ -80,17 +82,17 @@ def _usage_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_usage(context: Context) -> int:
     args, limiter = context.args, context.limiter
-    today = _today(limiter)
+    today = limiter.today()
     month = _month(args.month, today)
     usage = limiter.monthly_usage(args.app, month)
     if args.json:
-        _print_json(usage.as_dict())
+        print_json(MonthlyUsageView.of(usage))
         return 0
     days = [day for day in month.days() if day <= today]
     bandwidth_peak = max(usage.bandwidth.items(), key=lambda item: item[1], default=None)
     summary = [
-        ("peak DAU", f"{usage.peak_dau:,}", _on(usage.peak_dau_day)),
-        ("peak groups", f"{usage.peak_groups:,}", _on(usage.peak_groups_day)),
+        ("peak DAU", f"{usage.peak_dau:,}", on_day(usage.peak_dau_day)),
+        ("peak groups", f"{usage.peak_groups:,}", on_day(usage.peak_groups_day)),
         ("days with logins", f"{len(usage.dau)}", ""),
         (
             "bandwidth peak days",
@@ -102,7 +104,7 @@ def run_usage(context: Context) -> int:
     ]
     print(f"app {usage.app}: usage of {month} in {limiter.settings.timezone}, as of {today}")
     print()
-    _print_table(None, summary, numeric={1})
+    print_table(None, summary, numeric={1})
     print()
     if not days:
         print(f"DAU per day: {month} has not begun")
@@ -111,23 +113,6 @@ def run_usage(context: Context) -> int:
     for line in dau_chart(usage.dau, days, shutil.get_terminal_size().columns):
         print(line)
     return 0
-
-
-def dau_chart(dau: Mapping[date, int], days: Sequence[date], columns: int) -> list[str]:
-    """One line per day, ``YYYY-MM-DD  ████▌  12,345``, the busiest day's bar filling what
-    the ``columns`` leave; bars are drawn in eighths of a character."""
-    counts = [dau.get(day, 0) for day in days]
-    peak = max(counts, default=0)
-    count_width = len(f"{peak:,}")
-    width = max(NARROWEST_BAR, columns - len("YYYY-MM-DD") - 4 - count_width)
-    lines = []
-    for day, count in zip(days, counts, strict=True):
-        # Any login shows at least an eighth, so a quiet day is not mistaken for none.
-        eighths = 0 if not count else max(1, count * width * 8 // peak)
-        full, partial = divmod(eighths, 8)
-        bar = FULL_BLOCK * full + (PARTIAL_BLOCKS[partial - 1] if partial else "")
-        lines.append(f"{day}  {bar:<{width}}  {count:>{count_width},}")
-    return lines
 
 
 # -- bill -------------------------------------------------------------------------------------
@@ -141,9 +126,9 @@ def _bill_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bill(context: Context) -> int:
     args, limiter = context.args, context.limiter
-    bill = limiter.bill(args.app, _month(args.month, _today(limiter)))
+    bill = limiter.bill(args.app, _month(args.month, limiter.today()))
     if args.json:
-        _print_json(bill.as_dict())
+        print_json(BillView.of(bill))
     else:
         _print_bill(bill)
     return 0
@@ -156,14 +141,14 @@ def _print_bill(bill: Bill) -> None:
         (
             item.item,
             plain_number(item.quantity),
-            _money(item.unit_price),
-            _money(item.amount),
+            money(item.unit_price),
+            money(item.amount),
             item.detail,
         )
         for item in bill.items
     ]
-    rows.append(("total", "", "", _money(bill.total), bill.currency))
-    _print_table(("item", "quantity", "unit price", "amount", "detail"), rows, numeric={1, 2, 3})
+    rows.append(("total", "", "", money(bill.total), bill.currency))
+    print_table(("item", "quantity", "unit price", "amount", "detail"), rows, numeric={1, 2, 3})
 
 
 # -- reconcile --------------------------------------------------------------------------------
@@ -196,7 +181,7 @@ def run_reconcile(context: Context) -> int:
         actor = cli_actor()
         report = context.limiter.reconcile(args.app, records, actor=actor)
     if args.json:
-        _print_json(report_as_dict(report))
+        print_json(ReconcileView.of(report))
     else:
         print_report(report, actor)
     return 0
@@ -246,7 +231,7 @@ def print_report(report: ReconcileReport, actor: str) -> None:
         ("av_chatrooms", report.av_chatrooms),
     )
     rows = [(name, str(d.before), str(d.after), str(d.added), str(d.removed)) for name, d in drifts]
-    _print_table(("counted", "before", "after", "added", "removed"), rows, numeric={1, 2, 3, 4})
+    print_table(("counted", "before", "after", "added", "removed"), rows, numeric={1, 2, 3, 4})
     print(f"groups retyped: {report.groups_retyped}")
     print()
     if not report.changes:
@@ -255,7 +240,7 @@ def print_report(report: ReconcileReport, actor: str) -> None:
     shown = f"first {len(report.changes)} of " if report.truncated else ""
     print(f"count changes ({shown}{report.changes_total})")
     changes = [(c.scope, c.id, c.count, str(c.before), str(c.after)) for c in report.changes]
-    _print_table(("scope", "id", "count", "before", "after"), changes, numeric={3, 4})
+    print_table(("scope", "id", "count", "before", "after"), changes, numeric={3, 4})
 
 
 # -- over-limit and audit ---------------------------------------------------------------------
@@ -270,23 +255,13 @@ def run_over_limit(context: Context) -> int:
     args = context.args
     found = context.limiter.over_limit(args.app)
     if args.json:
-        _print_json({"items": [over_limit_as_dict(item) for item in found]})
+        print_json(OverLimitReport.of(found))
     elif not found:
         print(f"app {args.app}: nothing is over its limit")
     else:
         rows = [(o.scope, o.id, o.limit, str(o.current), str(o.maximum)) for o in found]
-        _print_table(("scope", "id", "limit", "current", "maximum"), rows, numeric={3, 4})
+        print_table(("scope", "id", "limit", "current", "maximum"), rows, numeric={3, 4})
     return 0
-
-
-def over_limit_as_dict(item: OverLimit) -> dict[str, Any]:
-    return {
-        "scope": item.scope,
-        "id": item.id,
-        "limit": item.limit,
-        "current": item.current,
-        "maximum": item.maximum,
-    }
 
 
 def _audit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -301,27 +276,16 @@ def run_audit(context: Context) -> int:
     args = context.args
     entries = context.limiter.audit(args.app, args.limit)
     if args.json:
-        _print_json({"items": [audit_entry_as_dict(entry) for entry in entries]})
+        print_json(AuditLog.of(entries))
     elif not entries:
         print(f"app {args.app}: no plan changes recorded")
     else:
         rows = [
-            (e.at.isoformat(), e.actor, e.action, e.field, _compact(e.before), _compact(e.after))
+            (e.at.isoformat(), e.actor, e.action, e.field, compact(e.before), compact(e.after))
             for e in entries
         ]
-        _print_table(("at", "actor", "action", "field", "before", "after"), rows)
+        print_table(("at", "actor", "action", "field", "before", "after"), rows)
     return 0
-
-
-def audit_entry_as_dict(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "at": entry.at.isoformat(),
-        "actor": entry.actor,
-        "action": entry.action,
-        "field": entry.field,
-        "before": entry.before,
-        "after": entry.after,
-    }
 
 
 # -- health -----------------------------------------------------------------------------------
@@ -337,7 +301,7 @@ def run_health(context: Context) -> int:
     ``since`` on an old deployment can (then reconcile every app and set plans again)."""
     status = context.limiter.check_data()
     if context.args.json:
-        _print_json({"store": "reachable", "data": status.as_dict()})
+        print_json(HealthView.of("reachable", status))
     else:
         since = "unknown" if status.since is None else status.since.isoformat()
         print(f"store: reachable\ndata set: marker {status.marker}, holding data since {since}")
@@ -472,41 +436,6 @@ def _json_argument(parser: argparse.ArgumentParser) -> None:
 def _month(given: str | None, today: date) -> Month:
     """``--month``, or the month of today."""
     return Month.parse(today if given is None else given)
-
-
-def _today(limiter: Limiter) -> date:
-    """Today in the billing timezone, by the engine's clock."""
-    return local_date(limiter.core.clock.now(), limiter.core.tz)
-
-
-def _print_table(
-    header: Sequence[str] | None, rows: Sequence[Sequence[str]], numeric: Collection[int] = ()
-) -> None:
-    """Columns two spaces apart; the ``numeric`` ones aligned right."""
-    table = [header, *rows] if header is not None else list(rows)
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        cells = [
-            cell.rjust(width) if i in numeric else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip())
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _money(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
-
-
-def _on(day: date | None) -> str:
-    return "" if day is None else f"on {day}"
 
 
 if __name__ == "__main__":

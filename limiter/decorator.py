@@ -17,8 +17,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
-from limiter.core import ACTION_PARAMETERS
 from limiter.engine import AsyncLimiter, Limiter
+from limiter.reservations import ACTION_PARAMETERS
 
 P = ParamSpec("P")
 R = TypeVar("R")

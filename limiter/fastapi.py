@@ -6,7 +6,7 @@ Only calls the engine; never touches Redis itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from limiter.core import ACTION_PARAMETERS, Reservation
 from limiter.engine import AsyncLimiter
+from limiter.engine import BoundLimiter as BoundLimiter  # the handle AppLimiter gives
 from limiter.errors import (
     ConfigurationError,
     GroupExists,
@@ -26,18 +26,10 @@ from limiter.errors import (
     Refused,
     StoreUnavailable,
 )
+from limiter.ids import check_app_id
 from limiter.jsontext import parse_json
-from limiter.keys import check_app_id
-from limiter.limits import EffectiveLimits
 from limiter.metering import LoginRecorded
-from limiter.results import (
-    BatchResult,
-    DeleteResult,
-    GroupCreated,
-    GroupDestroyed,
-    MembersResult,
-    UserUsage,
-)
+from limiter.reservations import ACTION_PARAMETERS, Reservation
 from limiter.settings import Settings
 
 AppResolver = Callable[[Request], str | None]
@@ -65,10 +57,11 @@ def app_id_from_request(request: Request) -> str | None:
 
 @asynccontextmanager
 async def limiter_lifespan(
-    app: FastAPI, settings: Settings | None = None
+    app: FastAPI, settings: Settings | None = None, *, engine: AsyncLimiter | None = None
 ) -> AsyncIterator[AsyncLimiter]:
-    """Build the engine for the app's lifetime and keep it on ``app.state.limiter``."""
-    limiter = AsyncLimiter.from_settings(settings)
+    """Keep an engine on ``app.state.limiter`` for the app's lifetime and close it at the end:
+    ``engine`` if given (a test's, or one built elsewhere), else one built from ``settings``."""
+    limiter = AsyncLimiter.from_settings(settings) if engine is None else engine
     app.state.limiter = limiter
     try:
         yield limiter
@@ -89,67 +82,6 @@ def _app_id(request: Request, resolver: AppResolver) -> str:
     if not app:
         raise InvalidRequest("sdkappid", "the request names no app (sdkappid or X-App-Id)")
     return check_app_id(app)
-
-
-class BoundLimiter:
-    """The engine bound to the request's app: the same operations without the ``app`` argument."""
-
-    def __init__(self, limiter: AsyncLimiter, app: str) -> None:
-        self.limiter = limiter
-        self.app = app
-
-    async def register_users(
-        self, users: Iterable[str] | str, *, all_or_nothing: bool = False
-    ) -> BatchResult:
-        return await self.limiter.register_users(self.app, users, all_or_nothing=all_or_nothing)
-
-    async def delete_users(self, users: Iterable[str] | str) -> DeleteResult:
-        return await self.limiter.delete_users(self.app, users)
-
-    async def add_friends(
-        self,
-        user: str,
-        peers: Iterable[str] | str,
-        both_ways: bool = True,
-        *,
-        all_or_nothing: bool = False,
-    ) -> BatchResult:
-        return await self.limiter.add_friends(
-            self.app, user, peers, both_ways, all_or_nothing=all_or_nothing
-        )
-
-    async def remove_friends(
-        self, user: str, peers: Iterable[str] | str, both_ways: bool = True
-    ) -> BatchResult:
-        return await self.limiter.remove_friends(self.app, user, peers, both_ways)
-
-    async def create_group(
-        self, group: str, type: str, owner: str, members: Iterable[str] = ()
-    ) -> GroupCreated:
-        return await self.limiter.create_group(self.app, group, type, owner, members)
-
-    async def add_members(
-        self, group: str, users: Iterable[str] | str, *, all_or_nothing: bool = False
-    ) -> MembersResult:
-        return await self.limiter.add_members(self.app, group, users, all_or_nothing=all_or_nothing)
-
-    async def remove_members(self, group: str, users: Iterable[str] | str) -> BatchResult:
-        return await self.limiter.remove_members(self.app, group, users)
-
-    async def destroy_group(self, group: str) -> GroupDestroyed:
-        return await self.limiter.destroy_group(self.app, group)
-
-    async def limits(self) -> EffectiveLimits:
-        return await self.limiter.limits(self.app)
-
-    async def user_usage(self, user: str) -> UserUsage:
-        return await self.limiter.user_usage(self.app, user)
-
-    async def record_login(self, user: str, at: datetime | None = None) -> LoginRecorded:
-        return await self.limiter.record_login(self.app, user, at)
-
-    async def clamp_history(self, start: datetime, *, refuse: bool = False) -> datetime:
-        return await self.limiter.clamp_history(self.app, start, refuse=refuse)
 
 
 class AppLimiter:

@@ -12,12 +12,13 @@ from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from limiter.catalog import Catalog
+from limiter.catalog import LIMIT_NAMES, Catalog
 from limiter.errors import ConfigurationError, Lift
 from limiter.periods import Period, contiguous_span, day_end, local_date
 from limiter.plan import Override, PlanState
 
-APP_LIMITS = ("users", "friends", "groups_per_user", "av_chatrooms", "history_days")
+# The limits with one value per app (group_members has one per group type instead).
+APP_LIMITS: tuple[str, ...] = tuple(name for name in LIMIT_NAMES if name != "group_members")
 
 
 class Status(StrEnum):

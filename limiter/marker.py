@@ -22,16 +22,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from limiter.clock import Clock
-from limiter.errors import StoreUnavailable
-from limiter.store import Pipeline
+from limiter.store import reads
+from limiter.store.requests import call
 
 if TYPE_CHECKING:
-    from limiter.core import Op
+    from limiter.ops.context import Op
 
-T = TypeVar("T")
 log = logging.getLogger("limiter")
 
 # Everything the library keeps only in Redis, named in the report of a lost data set.
@@ -50,18 +49,6 @@ class DataStatus:
     checked_at: datetime | None  # the last successful check, by the engine's clock
     resets: int  # flushes or replacements this engine detected
     last_reset_at: datetime | None  # when it detected the latest one
-
-    def as_dict(self) -> dict[str, Any]:
-        def instant(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return {
-            "marker": self.marker,
-            "since": instant(self.since),
-            "checked_at": instant(self.checked_at),
-            "resets": self.resets,
-            "last_reset_at": instant(self.last_reset_at),
-        }
 
 
 class DataWatch:
@@ -86,29 +73,23 @@ class DataWatch:
         """A round trip met an outage: check on the next request (Redis may return empty)."""
         self._next_check = None
 
-    def watch(self, op: Op[T]) -> Op[T]:
-        """``op`` itself, or, when a check is due, ``op`` preceded by the check's round trip."""
+    def due(self) -> bool:
+        """Whether a check is due now; the next one is then planned at once, so concurrent
+        requests do not check as well."""
         if self._next_check is not None and self.monotonic() < self._next_check:
-            return op
-        # Set now, not when the answer comes: concurrent requests do not check as well.
+            return False
         self._next_check = self.monotonic() + self.check_seconds
-        return self._checked(op)
+        return True
 
-    def _checked(self, op: Op[T]) -> Op[T]:
-        try:
-            yield from self.check()
-        except StoreUnavailable as exc:
-            return (yield from _met_outage(op, exc))
-        except Exception:  # e.g. the key holds another type, or an ACL refuses it
-            log.exception("the data-set marker check at %s failed; the request goes on", self.key)
-        return (yield from op)
+    def check_failed(self) -> None:
+        """A check failed for another reason than an outage (the key holds another type, an
+        ACL refuses it): logged, and the request goes on."""
+        log.exception("the data-set marker check at %s failed; the request goes on", self.key)
 
     def check(self) -> Op[DataStatus]:
         """Read the marker (writing it if missing) and report a change: one round trip."""
         candidate = f"{secrets.token_hex(8)} {self.clock.now().isoformat()}"
-        _, found = yield Pipeline(
-            (("SET", self.key, candidate, "NX"), ("GET", self.key)), label="marker"
-        )
+        found = yield from call(reads.marker(self.key, candidate))
         now = self.clock.now()
         if self._value is None and found == candidate:
             log.info(
@@ -147,22 +128,3 @@ def _parsed(value: str | None) -> tuple[str | None, datetime | None]:
         return marker, datetime.fromisoformat(written)
     except ValueError:
         return marker, None
-
-
-def _met_outage(op: Op[T], exc: StoreUnavailable) -> Op[T]:
-    """Drive ``op`` as if its first round trip had failed with ``exc``: the check just met the
-    outage, so ``op`` applies its outage policy without a second round trip that would wait on
-    the same dead server (a timeout would double)."""
-    try:
-        next(op)
-        request = op.throw(exc)
-        while True:
-            try:
-                reply = yield request
-            except StoreUnavailable as again:
-                request = op.throw(again)
-            else:
-                request = op.send(reply)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result

@@ -1,6 +1,6 @@
 """What the bill depends on: months, daily active users, peaks and bandwidth. Pure types.
 
-The store keeps one metering hash per app and ``YYYY-MM`` month (see :mod:`limiter.keys`);
+The store keeps one metering hash per app and ``YYYY-MM`` month (see :mod:`limiter.store.keys`);
 :class:`MonthlyUsage` is that hash read back, :func:`limiter.billing.compute_bill` prices it.
 """
 
@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from limiter.errors import InvalidRequest
@@ -110,21 +109,3 @@ class MonthlyUsage:
     peak_groups: int = 0
     peak_groups_day: date | None = None
     bandwidth: Mapping[date, Decimal] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready values, the admin API's ``usage`` answer (bandwidth as numbers)."""
-        return {
-            "app_id": self.app,
-            "month": str(self.month),
-            "dau": [{"day": day.isoformat(), "users": users} for day, users in self.dau.items()],
-            "peak_dau": {"users": self.peak_dau, "day": _iso(self.peak_dau_day)},
-            "peak_groups": {"groups": self.peak_groups, "day": _iso(self.peak_groups_day)},
-            "bandwidth": [
-                {"day": day.isoformat(), "mbps": float(mbps)}
-                for day, mbps in self.bandwidth.items()
-            ],
-        }
-
-
-def _iso(day: date | None) -> str | None:
-    return None if day is None else day.isoformat()

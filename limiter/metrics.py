@@ -29,7 +29,7 @@ class LimiterCollector(Collector):
         self.limiter = limiter
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.limiter.core.stats
+        stats = self.limiter.stats
         decisions = CounterMetricFamily(
             "limiter_decisions",
             "Limit decisions by limit and outcome (allowed, refused, shadow_refused)",

@@ -14,6 +14,8 @@ from typing import Literal
 
 from limiter.periods import Period
 
+# The most months one purchase (an edition, a renewal, an expansion) may cover.
+MAX_MONTHS = 120
 EDITION_FIELD = "edition"
 _EXPANSION = "expansion:"
 _APP_OVERRIDE = "override:app:"

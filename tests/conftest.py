@@ -20,6 +20,7 @@ import redis
 import redis.asyncio as aioredis
 
 from limiter import AsyncLimiter, AsyncStore, Catalog, Limiter, Settings, SyncStore
+from limiter.store.keys import AppKeys, KeyLayout
 from limiter.testing import ManualClock
 
 pytest_plugins = ["tests.figures"]
@@ -153,6 +154,11 @@ def client(backend: Backend) -> Iterator[redis.Redis]:
     plain.close()
 
 
+def keys_of(engine: Any, app: str) -> AppKeys:
+    """The Redis keys of ``app`` under the engine's key prefix, to read what scripts store."""
+    return KeyLayout(engine.settings.key_prefix).app(app)
+
+
 def at(*parts: int) -> datetime:
     """An instant in Beijing time: at(2026, 11, 30, 23, 59, 59)."""
     return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
@@ -161,3 +167,9 @@ def at(*parts: int) -> datetime:
 @pytest.fixture
 def engine(make_engine: EngineFactory) -> Any:
     return make_engine()
+
+
+# -- the example IM backend -----------------------------------------------------------------------
+# Its fixture (im) lives with its helpers in tests/example_support.py, which imports this module:
+# loaded as a plugin once this module is done, not imported from here.
+pytest_plugins.append("tests.example_support")

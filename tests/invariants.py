@@ -4,7 +4,7 @@ A race cannot predict which additions win, but whatever state it leaves must be 
 could legally reach: every relation stored on both sides, relations only between registered
 accounts and existing groups, no count above its limit (unless a lowered limit left it there),
 and the engine's own counts equal to the sizes of the raw sets. :func:`check_app` reads the raw
-keys (layout in :mod:`limiter.keys`) and lists every breach, so a test can assert the list is
+keys (layout in :mod:`limiter.store.keys`) and lists every breach, so a test can assert the list is
 empty and a planted breach can prove the checker sees it.
 """
 
@@ -19,8 +19,9 @@ import redis
 
 from limiter import Limiter
 from limiter.catalog import Catalog
-from limiter.keys import AppKeys
 from limiter.limits import EffectiveLimits, Limit
+from limiter.store.keys import AppKeys
+from tests.conftest import keys_of
 
 SEP = "\0"
 
@@ -249,7 +250,7 @@ def check_app(
     left above it, with the count they held then.
     """
     tally = _Tally()
-    stored = _read(client, engine.core.keys.app(app), tally)
+    stored = _read(client, keys_of(engine, app), tally)
     _check_memberships(stored, engine.catalog, tally)
     _check_friends(stored, one_way_pairs, tally)
     _check_limits(engine, app, stored, grandfathered or {}, tally)

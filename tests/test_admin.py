@@ -17,8 +17,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from limiter import AsyncLimiter, AsyncStore, ConfigurationError, Limiter, Settings, SyncStore
-from limiter.admin import MAX_LINE_BYTES, NDJSON, admin_router
-from limiter.rebuild import Record
+from limiter.admin import admin_router
+from limiter.fastapi import limiter_lifespan
+from limiter.reconcile import Record
+from limiter.reconcile.sources import MAX_LINE_BYTES, NDJSON
 from limiter.testing import ManualClock
 from tests.conftest import APP, BEIJING, Backend
 
@@ -35,9 +37,8 @@ def build_app(limiter: AsyncLimiter) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.limiter = limiter
-        yield
-        await limiter.aclose()
+        async with limiter_lifespan(app, engine=limiter):
+            yield
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(admin_router(tokens={"ops": TOKEN, "bot": BOT_TOKEN}), prefix="/admin")

@@ -17,9 +17,10 @@ from schemathesis.checks import (
     positive_data_acceptance,
 )
 
-from limiter.admin import NDJSON, admin_router
+from limiter.admin import admin_router
 from limiter.callbacks import callback_router
 from limiter.metrics import metrics_router
+from limiter.reconcile.sources import NDJSON
 from limiter.testing import ManualClock, memory_async_limiter
 from tests.conftest import BEIJING
 from tests.figures import Recorder

@@ -19,6 +19,7 @@ from limiter.catalog import Catalog, load_catalog
 from limiter.metering import Month, MonthlyUsage
 from limiter.periods import Period, consecutive_periods
 from limiter.plan import ExpansionGrant, PlanState, Purchase
+from limiter.schemas import BillView
 
 APP = "1400000001"
 NOVEMBER = Month(2026, 11)
@@ -263,7 +264,7 @@ def test_dau_overage_pro_rata() -> None:
     assert line(bill, "dau_overage").detail == (
         "peak DAU 150000, 50000 over the included 100000: 0.5 blocks of 100000 (pro rata)"
     )
-    assert bill.as_dict()["items"][0]["quantity"] == 0.5
+    assert BillView.of(bill).model_dump(mode="json")["items"][0]["quantity"] == 0.5
 
 
 def test_dau_overage_pro_rata_odd_fraction() -> None:
@@ -463,7 +464,7 @@ def test_trial_app_owes_nothing_whatever_its_usage() -> None:
 
     assert bill.items == ()
     assert bill.total == Decimal("0.00")
-    assert bill.as_dict()["total"] == 0
+    assert BillView.of(bill).model_dump(mode="json")["total"] == 0
 
 
 def test_lapsed_pro_app_has_no_usage_lines() -> None:
@@ -509,14 +510,14 @@ def test_metered_items_missing_from_the_catalog_are_not_billed() -> None:
 # -- the admin answer ---------------------------------------------------------------------------
 
 
-def test_as_dict_has_the_contract_shape() -> None:
+def test_the_bill_view_has_the_contract_shape() -> None:
     bill = compute_bill(
         CATALOG,
         EXAMPLE,
         usage(peak_dau=250_001, peak_dau_day="2026-11-20", bandwidth={"2026-11-01": "2.5"}),
     )
 
-    answer = bill.as_dict()
+    answer = BillView.of(bill).model_dump(mode="json")
 
     assert set(answer) == {"app_id", "month", "currency", "items", "total"}
     assert answer["app_id"] == APP

@@ -28,6 +28,7 @@ import pytest
 
 from limiter import Limiter, Settings
 from limiter.cli import main, source_format_of
+from limiter.schemas import BillView
 from limiter.testing import ManualClock, memory_limiter
 from tests.conftest import REDIS_URL, real_redis_or_skip
 
@@ -213,12 +214,12 @@ def test_bill_lists_each_item_and_the_total(
     assert lines[-1].split() == ["total", f"{NOVEMBER_TOTAL:,}.00", "CNY"]
 
 
-def test_bill_json_is_the_bill_as_dict(engine: Limiter, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bill_json_is_the_bill_view(engine: Limiter, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(engine, capsys, "bill", APP, "--month", "2026-11", "--json")
 
     assert status == 0
     answer = json.loads(out)
-    assert answer == engine.bill(APP, "2026-11").as_dict()
+    assert answer == BillView.of(engine.bill(APP, "2026-11")).model_dump(mode="json")
     assert (answer["currency"], answer["total"]) == ("CNY", NOVEMBER_TOTAL)
     assert [(i["item"], i["quantity"], i["amount"]) for i in answer["items"]] == [
         ("package:pro", 1, 999),

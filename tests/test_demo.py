@@ -1,5 +1,6 @@
-"""``limiter demo``: the example IM backend on localhost with an in-process store, a generated
-admin token and a temporary SQLite database, run as the console command is."""
+"""The demo: the example IM backend on localhost with an in-process store, a generated admin
+token and a temporary SQLite database, run as ``python -m examples.im_backend.demo`` and as
+``limiter demo``."""
 
 from __future__ import annotations
 
@@ -22,15 +23,28 @@ from tests.servers import ROOT, Server, environment, free_port, start
 
 APP = "1400000001"
 TIMEOUT = 10.0
+COMMANDS = {
+    "python -m": [sys.executable, "-m", "examples.im_backend.demo"],
+    "limiter demo": [sys.executable, "-m", "limiter.cli", "demo"],
+}
+
+
+@pytest.fixture(params=COMMANDS.values(), ids=COMMANDS.keys())
+def command(request: pytest.FixtureRequest) -> list[str]:
+    """The demo's command line, each way it can be started."""
+    started: list[str] = request.param
+    return started
 
 
 @contextmanager
-def demo(tmp_path: Path, *arguments: str, host: str = "127.0.0.1") -> Iterator[Server]:
-    """``limiter demo`` without LIMITER_* or IM_* in its environment, answering on ``host``;
-    killed if the test did not stop it, its temporary directory removed if it left one."""
+def demo(
+    tmp_path: Path, command: list[str], *arguments: str, host: str = "127.0.0.1"
+) -> Iterator[Server]:
+    """The demo without LIMITER_* or IM_* in its environment, answering on ``host``; killed if
+    the test did not stop it, its temporary directory removed if it left one."""
     port = free_port()
     server = start(
-        [sys.executable, "-m", "limiter.cli", "demo", *arguments, "--port", str(port)],
+        [*command, *arguments, "--port", str(port)],
         base_url=f"http://{host}:{port}",
         log_path=tmp_path / "demo.log",
         env=environment(),
@@ -67,9 +81,9 @@ def assert_stopped_cleanly(server: Server, status: int, database: Path) -> None:
 
 
 def test_demo_serves_the_example_with_an_in_process_store_and_a_generated_token(
-    tmp_path: Path,
+    tmp_path: Path, command: list[str]
 ):
-    with demo(tmp_path) as server:
+    with demo(tmp_path, command) as server:
         banner = server.output()
         assert f"limiter demo: the example IM backend on {server.base_url}" in banner
         assert printed(server, "store").startswith("in-process (LIMITER_REDIS_URL unset)")
@@ -133,9 +147,9 @@ def second_loopback() -> str:
     return "127.0.0.2"
 
 
-def test_demo_listens_on_the_given_host_and_port(tmp_path: Path):
+def test_demo_listens_on_the_given_host_and_port(tmp_path: Path, command: list[str]):
     host = second_loopback()
-    with demo(tmp_path, "--host", host, host=host) as server:
+    with demo(tmp_path, command, "--host", host, host=host) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
         assert f"on http://{host}:{port}" in server.output()
         with httpx.Client(timeout=TIMEOUT) as http:
@@ -146,8 +160,10 @@ def test_demo_listens_on_the_given_host_and_port(tmp_path: Path):
         assert_stopped_cleanly(server, server.stop(signal.SIGINT), database)
 
 
-def test_demo_stopped_with_sigterm_removes_its_temporary_database(tmp_path: Path):
-    with demo(tmp_path) as server:
+def test_demo_stopped_with_sigterm_removes_its_temporary_database(
+    tmp_path: Path, command: list[str]
+):
+    with demo(tmp_path, command) as server:
         database = Path(printed(server, "database"))
         assert database.exists()
         status = server.stop(signal.SIGTERM)
@@ -157,9 +173,9 @@ def test_demo_stopped_with_sigterm_removes_its_temporary_database(tmp_path: Path
         assert not database.parent.exists(), f"{database.parent} was left behind"
 
 
-def test_demo_with_a_port_that_is_not_a_number_exits_2():
+def test_demo_with_a_port_that_is_not_a_number_exits_2(command: list[str]):
     done = subprocess.run(
-        [sys.executable, "-m", "limiter.cli", "demo", "--port", "notanumber"],
+        [*command, "--port", "notanumber"],
         cwd=ROOT,
         env=environment(),
         capture_output=True,

@@ -39,12 +39,10 @@ from limiter import (
 from limiter.fastapi import PROBLEM_JSON, get_limiter, install_exception_handler
 from limiter.marker import DataWatch
 from limiter.metrics import render
-from limiter.rebuild import Record
+from limiter.reconcile import Record
 from limiter.testing import ManualClock
 from tests.conftest import APP, AsyncAsSync, EngineFactory, Engines
-from tests.figures import Recorder
-from tests.redis_proc import RedisProcess, redis_process
-from tests.test_example import (
+from tests.example_support import (
     ADD_MEMBERS,
     AUTH,
     STORE_DOWN,
@@ -53,6 +51,8 @@ from tests.test_example import (
     ok,
     serving,
 )
+from tests.figures import Recorder
+from tests.redis_proc import RedisProcess, redis_process
 from tests.test_reconcile import assert_counts_match, snapshot
 
 # The source of truth the tests build through the engine, as reconcile records.
@@ -132,7 +132,7 @@ def unwrapped(engine: Any) -> Limiter | AsyncLimiter:
 def try_during_outage(engine: Any, figures: Recorder) -> None:
     """Every operation raises the typed outage error, after one failed round trip (the
     marker check that is due after an outage stands in for the operation's own)."""
-    errors = unwrapped(engine).core.stats.store_errors
+    errors = unwrapped(engine).stats.store_errors
     failed = errors.total()
     for operation in OPERATIONS.values():
         with pytest.raises(StoreUnavailable):
@@ -218,7 +218,7 @@ def test_a_reconcile_cut_by_an_outage_raises_and_leaves_the_live_counts_as_they_
     """The server stops while loads are in flight (the sync engine sends the next chunk from a
     thread while it builds the one after): the reconcile raises the outage, nothing is switched
     in, and after the restart a reconcile goes through."""
-    monkeypatch.setattr("limiter.rebuild.LOAD_ENTRIES", 3)  # a load every few records
+    monkeypatch.setattr("limiter.reconcile.rebuild.LOAD_ENTRIES", 3)  # a load every few records
     engine = connect(persistent.url)
     build(engine)
     data = client_of(persistent)

@@ -39,8 +39,7 @@ from limiter import (
 from limiter.admin import admin_router
 from limiter.testing import ManualClock, memory_async_limiter
 from tests.conftest import APP, Backend, EngineFactory, at
-from tests.figures import Recorder
-from tests.test_example import (
+from tests.example_support import (
     ACCOUNT_DELETE,
     ADD_MEMBERS,
     COMMANDS,
@@ -63,6 +62,7 @@ from tests.test_example import (
     service_of,
     serving,
 )
+from tests.figures import Recorder
 
 VICTIM = "1400000002"
 ATTACKER_KEYS = f"limiter:{{{APP}}}:".encode()

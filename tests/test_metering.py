@@ -27,8 +27,10 @@ from limiter.plan import (
     expansion_field,
     expansion_field_value,
 )
+from limiter.schemas import BillView
 from limiter.testing import ManualClock
 from tests.conftest import APP, at
+from tests.conftest import keys_of as keys_in
 
 NOVEMBER = Month(2026, 11)
 DECEMBER = Month(2026, 12)
@@ -38,7 +40,7 @@ RETENTION_DAYS = 400  # the default metering_retention_days
 
 
 def keys_of(engine: Any) -> Any:
-    return engine.core.keys.app(APP)
+    return keys_in(engine, APP)
 
 
 # -- DAU: once per user and billing day ---------------------------------------------------------
@@ -493,7 +495,7 @@ def test_bill_for_a_month_with_a_peak_of_250001_dau(engine, client):
     ]
     assert bill.total == Decimal("21499.00")
     assert "250001 on 2026-11-20" in bill.items[2].detail
-    answer = bill.as_dict()
+    answer = BillView.of(bill).model_dump(mode="json")
     assert (answer["app_id"], answer["month"], answer["currency"]) == (APP, "2026-11", "CNY")
     assert answer["total"] == 21499.0
     # December: nothing bought, nothing measured yet

@@ -19,7 +19,7 @@ import redis
 
 from limiter import Limiter, Settings
 from limiter.testing import ManualClock
-from tests.conftest import REDIS_URL, at, real_redis_or_skip
+from tests.conftest import REDIS_URL, at, keys_of, real_redis_or_skip
 from tests.test_races import race
 
 pytestmark = pytest.mark.redis
@@ -27,9 +27,13 @@ pytestmark = pytest.mark.redis
 WORKERS = 8
 
 
-def pin(engine: Limiter, instant: datetime) -> None:
-    """Stop the worker's clock at ``instant`` (the engine reads ``core.clock`` on every call)."""
-    engine.core.clock = ManualClock(instant)
+def pin(engine: Limiter, instant: datetime) -> Limiter:
+    """The engine with its clock stopped at ``instant``: the same one if its clock is manual,
+    else one on the same store and settings."""
+    if isinstance(engine.clock, ManualClock):
+        engine.clock.set(instant)
+        return engine
+    return Limiter(engine.store, settings=engine.settings, clock=ManualClock(instant))
 
 
 def forget_app(client: redis.Redis, app: str) -> None:
@@ -51,7 +55,7 @@ def engine_at(instant: datetime) -> Limiter:
 
 def _login_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
     instant, logins = plan
-    pin(engine, instant)
+    engine = pin(engine, instant)
     records = []
     for user, when in logins:
         result = engine.record_login(app, user, when)
@@ -61,7 +65,7 @@ def _login_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
 
 def _groups_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
     instant, steps = plan
-    pin(engine, instant)
+    engine = pin(engine, instant)
     records: list[tuple[Any, ...]] = []
     for action, group, group_type in steps:
         if action == "create":
@@ -75,7 +79,7 @@ def _groups_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
 
 def _bandwidth_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
     instant, measurements = plan
-    pin(engine, instant)
+    engine = pin(engine, instant)
     return [(when, mbps, engine.record_bandwidth(app, mbps, when)) for when, mbps in measurements]
 
 
@@ -119,7 +123,7 @@ def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly() -> 
 
         engine = engine_at(instant)
         try:
-            keys = engine.core.keys.app(app)
+            keys = keys_of(engine, app)
             for day in (yesterday, today):
                 assert client.smembers(keys.dau(day)) == seen[day]
             usage = engine.monthly_usage(app, "2026-11")
@@ -153,11 +157,11 @@ def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
         records = [record for worker in race(_groups_job, app, plans) for record in worker]
         assert len(records) == WORKERS * 40
         assert all(members == 1 for *_, members in records)
-        live = client.hlen(setup.core.keys.app(app).groups)
+        live = client.hlen(keys_of(setup, app).groups)
         assert live == 5 + WORKERS * 40
         november = setup.monthly_usage(app, "2026-11")
         assert (november.peak_groups, november.peak_groups_day) == (live, date(2026, 11, 26))
-        meter = setup.core.keys.app(app).meter
+        meter = keys_of(setup, app).meter
 
         # December 1, just after midnight: destroys only, so the peak is the count before them
         plans = []
@@ -167,9 +171,9 @@ def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
             plans.append((at(2026, 12, 1, 0, 0, 10), steps))
         records = [record for worker in race(_groups_job, app, plans) for record in worker]
         assert all(existed for *_, existed in records)
-        remaining = client.hlen(setup.core.keys.app(app).groups)
+        remaining = client.hlen(keys_of(setup, app).groups)
         assert remaining == live - WORKERS * 30
-        setup.core.clock = ManualClock(at(2026, 12, 1, 0, 1))
+        pin(setup, at(2026, 12, 1, 0, 1))
         december = setup.monthly_usage(app, "2026-12")
         assert (december.peak_groups, december.peak_groups_day) == (live, date(2026, 12, 1))
         assert client.hget(meter("2026-12"), "groups_start") == str(live)
@@ -184,8 +188,8 @@ def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
                 steps += [("create", f"j{index}-{n}", "Public"), ("destroy", f"j{index}-{n}", "")]
             plans.append((at(2027, 1, 5, 12, 0), steps))
         race(_groups_job, app, plans)
-        assert client.hlen(setup.core.keys.app(app).groups) == remaining
-        setup.core.clock = ManualClock(at(2027, 1, 5, 12, 1))
+        assert client.hlen(keys_of(setup, app).groups) == remaining
+        pin(setup, at(2027, 1, 5, 12, 1))
         january = setup.monthly_usage(app, "2027-01")
         assert remaining + 1 <= january.peak_groups <= remaining + WORKERS
         assert january.peak_groups_day == date(2027, 1, 5)

@@ -20,8 +20,8 @@ import pytest
 import redis
 
 from limiter import Limiter, Outcome, Refusal, Refused, Settings
-from limiter.keys import AppKeys, KeyLayout
-from tests.conftest import REDIS_URL, real_redis_or_skip
+from limiter.store.keys import AppKeys, KeyLayout
+from tests.conftest import REDIS_URL, keys_of, real_redis_or_skip
 
 pytestmark = pytest.mark.redis
 
@@ -258,7 +258,7 @@ def test_group_fill_race_takes_exactly_the_free_seats() -> None:
         usage = engine.group_usage(app, group)
         assert usage is not None
         assert usage.members == 20
-        keys = engine.core.keys.app(app)
+        keys = keys_of(engine, app)
         assert lex_count(client, keys.members, group) == 20
         members = assert_memberships_consistent(client, keys)
         assert members == {(group, user) for user in (owner, *initial, *added)}
@@ -311,7 +311,7 @@ def test_friend_race_from_both_sides_stays_symmetric_and_within_limits() -> None
         assert len(records) == sum(len(plan) for plan in plans)
         assert len(records) >= 4 * 210
 
-        keys = engine.core.keys.app(app)
+        keys = keys_of(engine, app)
         friends = assert_friends_consistent(client, keys)
         assert friends == {(b, a) for a, b in friends}  # symmetric
         for user in users:
@@ -374,7 +374,7 @@ def test_groups_per_user_race_stops_at_the_override() -> None:
         records = [record for worker in race(_groups_per_user_job, app, plans) for record in worker]
         assert len(records) == WORKERS * 15
 
-        keys = engine.core.keys.app(app)
+        keys = keys_of(engine, app)
         members = assert_memberships_consistent(client, keys)
         counted = lex_count(client, keys.joined, user)
         assert counted == 5

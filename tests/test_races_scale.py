@@ -25,10 +25,10 @@ import pytest
 import redis
 
 from limiter import GroupExists, GroupNotFound, Limiter, Refusal, Refused, Settings, SyncStore
-from limiter.keys import AppKeys
 from limiter.results import Item, OverLimit
+from limiter.store.keys import AppKeys
 from limiter.testing import ManualClock
-from tests.conftest import REDIS_URL, Backend, real_redis_or_skip
+from tests.conftest import REDIS_URL, Backend, keys_of, real_redis_or_skip
 from tests.figures import Recorder
 from tests.invariants import SEP, check_app
 from tests.test_races import forget, race
@@ -522,7 +522,7 @@ def test_checker_passes_a_clean_state_and_sees_single_way_pairs(
 def test_checker_reports_every_planted_breach(
     sync_engine: Limiter, client: redis.Redis, figures: Recorder
 ) -> None:
-    keys = sync_engine.core.keys.app(APP)
+    keys = keys_of(sync_engine, APP)
     for name, (plant, rules) in PLANTED.items():
         client.delete(*keys.fixed())
         _clean_state(sync_engine)
@@ -536,7 +536,7 @@ def test_checker_allows_what_a_lowered_limit_left_above_it_and_no_more(
     sync_engine: Limiter, client: redis.Redis
 ) -> None:
     _clean_state(sync_engine)
-    keys = sync_engine.core.keys.app(APP)
+    keys = keys_of(sync_engine, APP)
     _join(client, keys, "c", "room")
     _join(client, keys, "d", "room")  # 4 members, limit 3
 

@@ -21,21 +21,21 @@ from limiter import (
     Outcome,
     Refused,
     Settings,
-    rebuild,
 )
 from limiter.catalog import load_catalog
 from limiter.metering import Month
-from limiter.rebuild import (
+from limiter.reconcile import (
     AccountRecord,
     CountChange,
     Drift,
     FriendRecord,
     GroupRecord,
-    Rebuild,
     Record,
+    rebuild,
 )
+from limiter.reconcile.rebuild import Rebuild
 from limiter.results import Usage
-from tests.conftest import APP, Backend, at
+from tests.conftest import APP, Backend, at, keys_of
 
 # Chunk sizes for these tests (a load of 5000 entries, a comparison of 5000 per set): the
 # shipped load is bigger, and the sources here must span several of each. A source that has
@@ -553,7 +553,7 @@ def test_an_empty_source_empties_the_app_but_keeps_its_plan(engine, client):
     assert engine.group_usage(APP, "g1") is None
     assert engine.plan(APP) == plan
     assert engine.limits(APP).for_user("a", "friends").value == 40
-    keys = engine.core.keys.app(APP)
+    keys = keys_of(engine, APP)
     assert [key for key in keys.relations() if client.exists(key)] == []
     assert client.exists(keys.plan) == 1
 
@@ -572,7 +572,7 @@ def test_the_first_reconcile_of_a_new_app(engine):
 def test_live_keys_keep_no_expiry_and_no_rebuild_keys_stay(engine, client):
     build_live_app(engine)
     engine.reconcile(APP, SOURCE)
-    keys = engine.core.keys.app(APP)
+    keys = keys_of(engine, APP)
     assert {key: client.ttl(key) for key in keys.relations()} == dict.fromkeys(keys.relations(), -1)
     assert rebuild_keys(client) == []
 

@@ -11,9 +11,10 @@ import pytest
 
 from limiter import InvalidRequest, Limiter, PlanConflict, Settings, SyncStore
 from limiter.catalog import Catalog, load_catalog
-from limiter.rebuild import AccountRecord, GroupRecord
+from limiter.ops import plan_changes
+from limiter.reconcile import AccountRecord, GroupRecord
 from limiter.results import OverLimit
-from tests.conftest import APP, Backend, at
+from tests.conftest import APP, Backend, at, keys_of
 
 OTHER_APP = "1400000002"
 
@@ -53,7 +54,7 @@ def test_audit_is_newest_first_bounded_and_names_each_actor(make_engine, clock, 
     ]
     assert engine.audit(APP, 2) == entries[:2]
     assert engine.audit(APP) == entries  # the default asks for more than are kept
-    assert client.llen(engine.core.keys.app(APP).audit) == 3
+    assert client.llen(keys_of(engine, APP).audit) == 3
 
 
 def test_audit_decodes_plan_values_before_and_after(engine):
@@ -116,8 +117,10 @@ def test_a_compare_and_set_that_lost_writes_no_entry(engine):
     engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 20))
     before = engine.audit(APP)
     stale = '{"edition": "pro", "periods": [], "purchases": []}'
-    write = engine.core._write(APP, "edition", stale, ("renew", "racer"), expected="stale")
-    assert engine._run(write) is False
+    write = plan_changes._write(
+        engine.context, APP, "edition", stale, ("renew", "racer"), expected="stale"
+    )
+    assert engine.run(write) is False
     assert engine.audit(APP) == before
     assert engine.plan(APP).periods != ()
 

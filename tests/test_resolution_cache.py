@@ -1,4 +1,4 @@
-"""Limits resolved once per cached plan never outlive what they depend on (limiter.core)."""
+"""Limits resolved once per cached plan never outlive what they depend on (limiter.ops.context)."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from limiter import (
     StoreUnavailable,
     SyncStore,
 )
-from limiter.keys import KeyLayout
 from limiter.store import Request
+from limiter.store.keys import KeyLayout
 from tests.conftest import APP, Backend
 
 
@@ -187,7 +187,7 @@ def test_outage_open_allows_and_logs(clock, caplog):
 
 
 def test_replies_that_mean_not_now_are_outages_and_others_are_not():
-    from limiter.store import _outage
+    from limiter.store.redis import _outage
 
     not_now = [
         redis.exceptions.ReadOnlyError("READONLY You can't write against a read only replica."),
@@ -204,7 +204,7 @@ def test_replies_that_mean_not_now_are_outages_and_others_are_not():
 
 
 def test_the_plan_cache_stays_bounded(engine, monkeypatch):
-    monkeypatch.setattr("limiter.core.PLAN_CACHE_APPS", 3)
+    monkeypatch.setattr("limiter.ops.context.PLAN_CACHE_APPS", 3)
     for n in range(6):
         engine.limits(f"app{n}")
-    assert len(engine.core._plans) == 3
+    assert len(engine.context._plans) == 3

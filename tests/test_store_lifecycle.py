@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from limiter import AccountRecord, Outcome, StoreUnavailable
 from limiter.admin import AdminToken, _Unauthorized
-from limiter.store import _outage
+from limiter.store.redis import _outage
 from limiter.testing import memory_limiter
 from tests.conftest import APP, Backend
 

@@ -1,4 +1,6 @@
-"""``limiter demo``: the example backend on localhost, ready for the README's tour.
+"""The example backend on localhost, ready for the README's tour:
+
+    python -m examples.im_backend.demo [--host H] [--port P]     (or ``limiter demo``)
 
 The store is ``LIMITER_REDIS_URL``, or an in-process one when it is unset (counters live in
 this process only); the database is a temporary SQLite file unless ``IM_DB_PATH`` is set; the
@@ -7,16 +9,21 @@ admin token is generated and printed unless ``LIMITER_ADMIN_TOKENS`` is set.
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import signal
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from examples.im_backend.app import create_app
+from limiter.cli import EXIT_FAILED
+from limiter.errors import ConfigurationError
 from limiter.settings import load_settings
 
 DEMO_STORE = "memory://demo"
@@ -61,3 +68,24 @@ def serve(host: str, port: int) -> None:
 
 def _exit(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.im_backend.demo",
+        description="Run the example IM backend on localhost "
+        "(in-process store without LIMITER_REDIS_URL).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    args = parser.parse_args(argv)
+    try:
+        serve(args.host, args.port)
+    except ConfigurationError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

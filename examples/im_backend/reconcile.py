@@ -22,7 +22,8 @@ from examples.im_backend.db import Database
 from limiter import Limiter
 from limiter.cli import EXIT_BAD_INPUT, EXIT_FAILED, cli_actor, print_report
 from limiter.errors import InvalidRequest, LimiterError
-from limiter.rebuild import AccountRecord, FriendRecord, GroupRecord, Record, report_as_dict
+from limiter.reconcile import AccountRecord, FriendRecord, GroupRecord, Record
+from limiter.reconcile.report import report_as_dict
 
 
 def records(db: Database, app: str) -> Iterator[Record]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from limiter.errors import InvalidRequest
-from limiter.keys import check_entity_id
+from limiter.ids import check_entity_id
 
 MAX_ACCOUNTS = 100
 MAX_MEMBERS = 300

@@ -1,0 +1,292 @@
+"""The engines: :class:`AsyncLimiter` (asyncio) and :class:`Limiter` (blocking). Each is its
+operations (one line each, from :mod:`limiter.ops`) and one driver loop over its store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from limiter.catalog import Catalog
+from limiter.clock import Clock
+from limiter.engine.base import BaseEngine
+from limiter.engine.driver import Step
+from limiter.engine.surface import asynchronous, blocking
+from limiter.errors import StoreUnavailable
+from limiter.marker import DataStatus
+from limiter.ops import (
+    accounts,
+    friends,
+    groups,
+    history,
+    metering,
+    plan_changes,
+    reports,
+    reserving,
+)
+from limiter.ops.context import Op
+from limiter.ops.plan_changes import DEFAULT_ACTOR
+from limiter.reconcile import ReconcileReport, Record
+from limiter.reconcile.rebuild import Chunker, Rebuild
+from limiter.settings import Settings, load_settings
+from limiter.store import AsyncStore, Pipeline, SyncStore, async_client, sync_client
+
+T = TypeVar("T")
+
+
+class AsyncLimiter(BaseEngine):
+    """The engine for asyncio code: one Redis round trip per decision (and, now and then, one
+    more to check that the data set was not flushed: :mod:`limiter.marker`).
+
+    Build it with :meth:`from_settings` (reads ``LIMITER_*``) or from your own
+    ``redis.asyncio.Redis`` client (``decode_responses=True``) wrapped in an ``AsyncStore``.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        *,
+        settings: Settings | None = None,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(settings=settings, catalog=catalog, clock=clock)
+        self.store = store
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, clock: Clock | None = None
+    ) -> AsyncLimiter:
+        settings = load_settings(settings)
+        return cls(AsyncStore(async_client(settings.redis_url)), settings=settings, clock=clock)
+
+    async def run(self, op: Op[T]) -> T:
+        """Drive ``op`` to its result, checking the data set's marker first when due."""
+        outage = None
+        if self.data.due():
+            try:
+                await self._drive(self.data.check())
+            except StoreUnavailable as exc:
+                outage = exc
+            except Exception:
+                self.data.check_failed()
+        return await self._drive(op, outage)
+
+    async def _drive(self, op: Op[T], outage: StoreUnavailable | None = None) -> T:
+        step = Step(op, self.context.stats, self.data, outage)
+        while not step.done:
+            try:
+                reply = await self.store.execute(step.request)
+            except Exception as exc:
+                step.failed(exc)
+            else:
+                step.replied(reply)
+        return step.result
+
+    async def check_data(self) -> DataStatus:
+        """Check the data set's marker now (one round trip), reporting a flush as requests
+        do; raises :class:`StoreUnavailable` when the store does not answer."""
+        return await self._drive(self.data.check())
+
+    async def aclose(self) -> None:
+        await self.store.close()
+
+    register_users = asynchronous(accounts.register_users)
+    delete_users = asynchronous(accounts.delete_users)
+    add_friends = asynchronous(friends.add_friends)
+    remove_friends = asynchronous(friends.remove_friends)
+    create_group = asynchronous(groups.create_group)
+    add_members = asynchronous(groups.add_members)
+    remove_members = asynchronous(groups.remove_members)
+    destroy_group = asynchronous(groups.destroy_group)
+    reserve = asynchronous(reserving.reserve)
+    release = asynchronous(reserving.release)
+    release_added = asynchronous(reserving.release_added)
+    set_edition = asynchronous(plan_changes.set_edition)
+    renew = asynchronous(plan_changes.renew)
+    add_expansion = asynchronous(plan_changes.add_expansion)
+    remove_expansion = asynchronous(plan_changes.remove_expansion)
+    set_override = asynchronous(plan_changes.set_override)
+    clear_override = asynchronous(plan_changes.clear_override)
+    plan = asynchronous(reports.plan)
+    limits = asynchronous(reports.limits)
+    usage = asynchronous(reports.usage)
+    user_usage = asynchronous(reports.user_usage)
+    group_usage = asynchronous(reports.group_usage)
+    audit = asynchronous(reports.audit)
+    over_limit = asynchronous(reports.over_limit)
+    record_login = asynchronous(metering.record_login)
+    record_bandwidth = asynchronous(metering.record_bandwidth)
+    monthly_usage = asynchronous(metering.monthly_usage)
+    bill = asynchronous(metering.bill)
+    history_cutoff = asynchronous(history.history_cutoff)
+    clamp_history = asynchronous(history.clamp_history)
+
+    async def reconcile(
+        self,
+        app: str,
+        records: Iterable[Record] | AsyncIterable[Record],
+        *,
+        actor: str = DEFAULT_ACTOR,
+    ) -> ReconcileReport:
+        """Rebuild the app's counters from its source of truth (see :mod:`limiter.reconcile`);
+        ``records`` may be a plain or an async iterable, read in chunks."""
+        rebuild, chunker = Rebuild(self.context, app), Chunker()
+        try:
+            async for record in _each(records):
+                chunk = chunker.add(record)
+                if chunk is not None:
+                    await self.run(rebuild.load(chunk))
+            await self.run(rebuild.load(chunker.rest()))
+            return await self.run(rebuild.finish(actor))
+        except BaseException:
+            with contextlib.suppress(StoreUnavailable):
+                await self.run(rebuild.abort())
+            raise
+
+
+class Limiter(BaseEngine):
+    """The blocking engine: the same operations as :class:`AsyncLimiter`, for sync code."""
+
+    def __init__(
+        self,
+        store: SyncStore,
+        *,
+        settings: Settings | None = None,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(settings=settings, catalog=catalog, clock=clock)
+        self.store = store
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, clock: Clock | None = None
+    ) -> Limiter:
+        settings = load_settings(settings)
+        return cls(SyncStore(sync_client(settings.redis_url)), settings=settings, clock=clock)
+
+    def run(self, op: Op[T]) -> T:
+        """Drive ``op`` to its result, checking the data set's marker first when due."""
+        outage = None
+        if self.data.due():
+            try:
+                self._drive(self.data.check())
+            except StoreUnavailable as exc:
+                outage = exc
+            except Exception:
+                self.data.check_failed()
+        return self._drive(op, outage)
+
+    def _drive(self, op: Op[T], outage: StoreUnavailable | None = None) -> T:
+        step = Step(op, self.context.stats, self.data, outage)
+        while not step.done:
+            try:
+                reply = self.store.execute(step.request)
+            except Exception as exc:
+                step.failed(exc)
+            else:
+                step.replied(reply)
+        return step.result
+
+    def check_data(self) -> DataStatus:
+        """Check the data set's marker now (one round trip), reporting a flush as requests
+        do; raises :class:`StoreUnavailable` when the store does not answer."""
+        return self._drive(self.data.check())
+
+    def close(self) -> None:
+        self.store.close()
+
+    register_users = blocking(accounts.register_users)
+    delete_users = blocking(accounts.delete_users)
+    add_friends = blocking(friends.add_friends)
+    remove_friends = blocking(friends.remove_friends)
+    create_group = blocking(groups.create_group)
+    add_members = blocking(groups.add_members)
+    remove_members = blocking(groups.remove_members)
+    destroy_group = blocking(groups.destroy_group)
+    reserve = blocking(reserving.reserve)
+    release = blocking(reserving.release)
+    release_added = blocking(reserving.release_added)
+    set_edition = blocking(plan_changes.set_edition)
+    renew = blocking(plan_changes.renew)
+    add_expansion = blocking(plan_changes.add_expansion)
+    remove_expansion = blocking(plan_changes.remove_expansion)
+    set_override = blocking(plan_changes.set_override)
+    clear_override = blocking(plan_changes.clear_override)
+    plan = blocking(reports.plan)
+    limits = blocking(reports.limits)
+    usage = blocking(reports.usage)
+    user_usage = blocking(reports.user_usage)
+    group_usage = blocking(reports.group_usage)
+    audit = blocking(reports.audit)
+    over_limit = blocking(reports.over_limit)
+    record_login = blocking(metering.record_login)
+    record_bandwidth = blocking(metering.record_bandwidth)
+    monthly_usage = blocking(metering.monthly_usage)
+    bill = blocking(metering.bill)
+    history_cutoff = blocking(history.history_cutoff)
+    clamp_history = blocking(history.clamp_history)
+
+    def reconcile(
+        self, app: str, records: Iterable[Record], *, actor: str = DEFAULT_ACTOR
+    ) -> ReconcileReport:
+        """Rebuild the app's counters from its source of truth (see :mod:`limiter.reconcile`);
+        ``records`` is read in chunks. While Redis loads one chunk, the next is validated and
+        built (:meth:`SyncStore.submit`): Python's work and Redis's overlap."""
+        rebuild, chunker = Rebuild(self.context, app), Chunker()
+        sending: tuple[Pipeline[list[int]], Future[list[Any]]] | None = None
+
+        def send(load: Pipeline[list[int]] | None) -> None:
+            """Start sending ``load``, then wait for the one before it."""
+            nonlocal sending
+            previous, sending = sending, None
+            if load is not None:
+                sending = (load, self._submit(load))
+            if previous is not None:
+                rebuild.written(previous[0], self._collect(previous[1]))
+
+        try:
+            for record in records:
+                chunk = chunker.add(record)
+                if chunk is not None:
+                    send(rebuild.prepare(chunk))
+            send(rebuild.prepare(chunker.rest()))
+            send(None)
+            return self.run(rebuild.finish(actor))
+        except BaseException:
+            if sending is not None:  # let it land before the rebuild keys are dropped
+                with contextlib.suppress(Exception):
+                    sending[1].result()
+            with contextlib.suppress(StoreUnavailable):
+                self.run(rebuild.abort())
+            raise
+
+    def _submit(self, load: Pipeline[list[int]]) -> Future[list[Any]]:
+        with self._outage_counted():
+            return self.store.submit(load)
+
+    def _collect(self, sent: Future[list[Any]]) -> list[Any]:
+        """The replies of a submitted pipeline."""
+        with self._outage_counted():
+            return sent.result()
+
+    @contextlib.contextmanager
+    def _outage_counted(self) -> Iterator[None]:
+        """An outage of a submitted pipeline is counted as a round trip's is."""
+        try:
+            yield
+        except StoreUnavailable:
+            self.context.stats.store_errors["pipeline"] += 1
+            self.data.outage()
+            raise
+
+
+async def _each(records: Iterable[Record] | AsyncIterable[Record]) -> AsyncIterator[Record]:
+    if isinstance(records, AsyncIterable):
+        async for record in records:
+            yield record
+    else:
+        for record in records:
+            yield record

@@ -1,0 +1,393 @@
+"""The JSON views of the library's results, one set for the admin API and the console's
+``--json``: pydantic models read from the result objects (no FastAPI here)."""
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from limiter.billing import Bill
+from limiter.errors import Scope
+from limiter.limits import APP_LIMITS, EffectiveLimits, Status
+from limiter.marker import DataStatus
+from limiter.metering import MonthlyUsage
+from limiter.plan import ExpansionGrant, Override, PlanState
+from limiter.reconcile import ReconcileReport
+from limiter.results import AuditEntry, OverLimit, Usage
+
+
+class _View(BaseModel):
+    # ``model_validate(result)`` reads a result object's same-named attributes.
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _whole_or_fraction(quantity: object) -> object:
+    # A float alone would write a whole quantity as 2.0; the answers have always said 2.
+    if isinstance(quantity, Decimal) and quantity == quantity.to_integral_value():
+        return int(quantity)
+    return quantity
+
+
+# Exact decimals (CNY, 2 places) are written as JSON numbers, as the contract says: a Decimal
+# validates to a float, and a whole quantity to an int.
+Quantity = Annotated[int | float, BeforeValidator(_whole_or_fraction)]
+
+
+# -- an app -----------------------------------------------------------------------------------
+
+
+class PeriodView(_View):
+    """The contiguous paid span containing today (or the last one, once lapsed)."""
+
+    starts_on: date
+    ends_on: date
+
+
+class ExpansionView(BaseModel):
+    """An expansion; `active`: today (billing timezone) is within its paid span."""
+
+    id: str
+    kind: str
+    starts_on: date
+    ends_on: date
+    active: bool
+    days: int | None
+
+    @classmethod
+    def of(cls, grant: ExpansionGrant, today: date) -> "ExpansionView":
+        return cls(
+            id=grant.id,
+            kind=grant.kind,
+            starts_on=grant.starts_on,
+            ends_on=grant.ends_on,
+            active=grant.active_on(today),
+            days=grant.days,
+        )
+
+
+class OverrideView(BaseModel):
+    """A custom limit; `id` is the app, user or group it applies to."""
+
+    scope: Scope
+    id: str
+    limit: str
+    value: int | None
+    expires_at: datetime | None
+    active: bool
+
+    @classmethod
+    def of(
+        cls, scope: Scope, subject: str, limit: str, override: Override, now: datetime
+    ) -> "OverrideView":
+        return cls(
+            scope=scope,
+            id=subject,
+            limit=limit,
+            value=override.value,
+            expires_at=override.expires_at,
+            active=override.active(now),
+        )
+
+
+class LimitsView(BaseModel):
+    """The effective limits now; null is unlimited; `group_members` by group type."""
+
+    users: int | None
+    friends: int | None
+    groups_per_user: int | None
+    group_members: dict[str, int | None]
+    av_chatrooms: int | None
+    history_days: int | None
+
+    @classmethod
+    def of(cls, limits: EffectiveLimits) -> "LimitsView":
+        return cls(
+            **{name: limits.app[name].value for name in APP_LIMITS},
+            group_members={kind: limit.value for kind, limit in limits.group_members.items()},
+        )
+
+
+class UsageView(_View):
+    """The app's counts now: accounts, live groups (all types), AV chat rooms."""
+
+    users: int
+    groups: int
+    av_chatrooms: int
+
+
+class AppView(BaseModel):
+    """An app's plan, effective limits (null = unlimited) and usage."""
+
+    app_id: str
+    edition: str
+    status: Status
+    period: PeriodView | None
+    expansions: list[ExpansionView]
+    overrides: list[OverrideView]
+    limits: LimitsView
+    usage: UsageView
+
+    @classmethod
+    def of(
+        cls,
+        app: str,
+        plan: PlanState,
+        limits: EffectiveLimits,
+        usage: Usage,
+        now: datetime,
+        today: date,
+    ) -> "AppView":
+        """``limits``: the plan's limits at ``now``; ``today``: now's date, billing timezone."""
+        overrides = [
+            OverrideView.of("app", app, limit, o, now) for limit, o in plan.app_overrides.items()
+        ]
+        overrides += [
+            OverrideView.of("user", user, limit, o, now)
+            for (user, limit), o in sorted(plan.user_overrides.items())
+        ]
+        overrides += [
+            OverrideView.of("group", group, "group_members", o, now)
+            for group, o in sorted(plan.group_overrides.items())
+        ]
+        span = limits.period
+        return cls(
+            app_id=app,
+            edition=plan.edition,
+            status=limits.status,
+            period=None if span is None else PeriodView.model_validate(span),
+            expansions=[ExpansionView.of(grant, today) for grant in plan.expansions],
+            overrides=overrides,
+            limits=LimitsView.of(limits),
+            usage=UsageView.model_validate(usage),
+        )
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+
+class OverLimitItem(_View):
+    """One account count, user or group above its effective limit."""
+
+    scope: Scope
+    id: str
+    limit: str
+    current: int
+    maximum: int
+
+
+class OverLimitReport(BaseModel):
+    """Everything above its limit now (lower limits never evict)."""
+
+    items: list[OverLimitItem]
+
+    @classmethod
+    def of(cls, found: Iterable[OverLimit]) -> "OverLimitReport":
+        return cls(items=[OverLimitItem.model_validate(item) for item in found])
+
+
+class AuditItem(_View):
+    """One plan change: the plan field's value before and after (null when absent)."""
+
+    at: datetime
+    actor: str
+    action: str
+    field: str
+    before: Any
+    after: Any
+
+
+class AuditLog(BaseModel):
+    """Plan changes, newest first."""
+
+    items: list[AuditItem]
+
+    @classmethod
+    def of(cls, entries: Iterable[AuditEntry]) -> "AuditLog":
+        return cls(items=[AuditItem.model_validate(entry) for entry in entries])
+
+
+class DriftView(_View):
+    """One kind of thing before and after a reconcile, added and removed."""
+
+    before: int
+    after: int
+    added: int
+    removed: int
+
+
+class CountChangeView(_View):
+    """A user's or group's count that a reconcile changed."""
+
+    scope: Literal["user", "group"]
+    id: str
+    count: str
+    before: int
+    after: int
+
+
+class ReconcileView(BaseModel):
+    """What a reconcile changed; `changes` lists the first per-entity count changes."""
+
+    app_id: str
+    accounts: DriftView
+    friendships: DriftView
+    groups: DriftView
+    memberships: DriftView
+    av_chatrooms: DriftView
+    groups_retyped: int
+    changes: list[CountChangeView]
+    changes_total: int
+    truncated: bool
+
+    @classmethod
+    def of(cls, report: ReconcileReport) -> "ReconcileView":
+        return cls(
+            app_id=report.app,
+            accounts=DriftView.model_validate(report.accounts),
+            friendships=DriftView.model_validate(report.friendships),
+            groups=DriftView.model_validate(report.groups),
+            memberships=DriftView.model_validate(report.memberships),
+            av_chatrooms=DriftView.model_validate(report.av_chatrooms),
+            groups_retyped=report.groups_retyped,
+            changes=[CountChangeView.model_validate(change) for change in report.changes],
+            changes_total=report.changes_total,
+            truncated=report.truncated,
+        )
+
+
+# -- metering and billing ---------------------------------------------------------------------
+
+
+class DayUsers(BaseModel):
+    """Distinct users seen on one billing day."""
+
+    day: date
+    users: int
+
+
+class PeakDau(BaseModel):
+    """The month's highest daily active users, and the day."""
+
+    users: int
+    day: date | None
+
+
+class PeakGroups(BaseModel):
+    """The month's most live groups at once, and the day it was reached."""
+
+    groups: int
+    day: date | None
+
+
+class DayBandwidth(BaseModel):
+    """One day's peak AV bandwidth."""
+
+    day: date
+    mbps: float
+
+
+class MonthlyUsageView(BaseModel):
+    """What a month's bill measures, as recorded so far."""
+
+    app_id: str
+    month: str
+    dau: list[DayUsers]
+    peak_dau: PeakDau
+    peak_groups: PeakGroups
+    bandwidth: list[DayBandwidth]
+
+    @classmethod
+    def of(cls, usage: MonthlyUsage) -> "MonthlyUsageView":
+        return cls(
+            app_id=usage.app,
+            month=str(usage.month),
+            dau=[DayUsers(day=day, users=users) for day, users in usage.dau.items()],
+            peak_dau=PeakDau(users=usage.peak_dau, day=usage.peak_dau_day),
+            peak_groups=PeakGroups(groups=usage.peak_groups, day=usage.peak_groups_day),
+            bandwidth=[
+                DayBandwidth(day=day, mbps=float(mbps)) for day, mbps in usage.bandwidth.items()
+            ],
+        )
+
+
+class BillItemView(_View):
+    """One line of a bill."""
+
+    item: str
+    quantity: Quantity
+    unit_price: float
+    amount: float
+    detail: str
+
+
+class BillView(BaseModel):
+    """A month's bill in CNY: prepaid items of the month and its metered usage."""
+
+    app_id: str
+    month: str
+    currency: str
+    items: list[BillItemView]
+    total: float
+
+    @classmethod
+    def of(cls, bill: Bill) -> "BillView":
+        return cls(
+            app_id=bill.app,
+            month=str(bill.month),
+            currency=bill.currency,
+            items=[BillItemView.model_validate(item) for item in bill.items],
+            total=float(bill.total),
+        )
+
+
+# -- health -----------------------------------------------------------------------------------
+
+
+class DataStatusView(_View):
+    """What the engine knows of its Redis data set: the marker it saw (written on the data
+    set's first contact), and the flushes or replacements it detected since it started."""
+
+    marker: str | None
+    since: datetime | None
+    checked_at: datetime | None
+    resets: int
+    last_reset_at: datetime | None
+
+
+class HealthView(BaseModel):
+    """Whether the store answered a check of its data set's marker just now, and that
+    data set's status; `resets` above 0: reconcile every app, set plans again."""
+
+    store: Literal["reachable", "unavailable"]
+    data: DataStatusView
+
+    @classmethod
+    def of(cls, store: Literal["reachable", "unavailable"], status: DataStatus) -> "HealthView":
+        return cls(store=store, data=DataStatusView.model_validate(status))
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+class LiftView(_View):
+    """The cheapest catalog item that would raise the limit: an edition or an expansion."""
+
+    kind: Literal["edition", "expansion"]
+    id: str
+    value: int | None
+    price: float
+
+
+class RefusalView(_View):
+    """Why a limit refused an addition: the fields a 403 problem+json answer carries."""
+
+    code: int
+    limit: str
+    scope: Scope
+    scope_id: str
+    current: int
+    maximum: int | None
+    edition: str
+    lift: LiftView | None

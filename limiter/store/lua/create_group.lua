@@ -1,0 +1,91 @@
+-- create_group: create a group with its owner and initial members, all or nothing.
+-- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free  KEYS[5] av_rooms
+-- KEYS[6] this month's metering hash (its peak of live groups is kept here)
+-- ARGV[1]  flags: 1 this type counts toward groups_per_user; 2 this type is an AV chat room
+--          (counts toward av_chatrooms); 3, 4, 5 group_members, av_chatrooms, groups_per_user
+--          are in shadow mode
+-- ARGV[2]  group id
+-- ARGV[3]  canonical group type
+-- ARGV[4]  the group's group_members limit (-1 = unlimited)
+-- ARGV[5]  the app's av_chatrooms limit (-1 = unlimited)
+-- ARGV[6]  today, ARGV[7] the month's first day (YYYY-MM-DD), ARGV[8] metering retention (s)
+-- ARGV[9..] pairs: member id, that member's groups_per_user limit; the owner first; distinct
+-- Returns  {status, subject, count, then shadowed triples (code, subject, count)...}
+--          status 0 created (count = members), 10021 the id is taken, 10036 too many AV
+--          chat rooms (count = rooms), 10038 too many initial members (count = asked),
+--          10037 `subject` has joined too many groups (count = its groups), followed by a
+--          triple (10037, user, count) for every other member that is also full.
+local FIRST = 9 -- the owner, then the other members
+local group = ARGV[2]
+local group_type = ARGV[3]
+local counted = flag(1)
+local is_av = flag(2)
+local member_limit = tonumber(ARGV[4])
+local av_limit = tonumber(ARGV[5])
+local shadow_members = flag(3)
+local shadow_av = flag(4)
+local shadow_groups = flag(5)
+
+if redis.call("HEXISTS", KEYS[1], group) == 1 then
+  return {10021, group, 0}
+end
+local shadowed = {}
+local function check(outcome, subject, count)
+  if outcome > 0 then
+    return {outcome, subject, count}
+  end
+  if outcome < 0 then
+    shadowed[#shadowed + 1] = -outcome
+    shadowed[#shadowed + 1] = subject
+    shadowed[#shadowed + 1] = count
+  end
+  return nil
+end
+
+if is_av then
+  local rooms = redis.call("SCARD", KEYS[5])
+  local refused = check(verdict(rooms, av_limit, shadow_av, 10036), group, rooms)
+  if refused then
+    return refused
+  end
+end
+local size = (#ARGV - FIRST + 1) / 2
+local refused = check(verdict(size - 1, member_limit, shadow_members, 10038), group, size)
+if refused then
+  return refused
+end
+if counted then
+  for i = FIRST, #ARGV, 2 do
+    local joined = count_of(KEYS[3], ARGV[i])
+    local full = check(verdict(joined, tonumber(ARGV[i + 1]), shadow_groups, 10037), ARGV[i], joined)
+    if full and refused then
+      refused[#refused + 1] = 10037
+      refused[#refused + 1] = ARGV[i]
+      refused[#refused + 1] = joined
+    elseif full then
+      refused = full
+    end
+  end
+  if refused then
+    return refused
+  end
+end
+
+redis.call("HSET", KEYS[1], group, group_type)
+local groups = redis.call("HLEN", KEYS[1])
+track_groups(KEYS[6], groups - 1, groups, ARGV[6], ARGV[7], ARGV[8])
+if is_av then
+  redis.call("SADD", KEYS[5], group)
+end
+local memberships, joins = {}, {}
+for i = FIRST, #ARGV, 2 do
+  memberships[#memberships + 1] = group .. SEP .. ARGV[i]
+  joins[#joins + 1] = ARGV[i] .. SEP .. group
+end
+link_all(KEYS[2], memberships)
+link_all(counted and KEYS[3] or KEYS[4], joins)
+local out = {0, group, size}
+for i = 1, #shadowed do
+  out[#out + 1] = shadowed[i]
+end
+return out
