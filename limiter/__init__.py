@@ -27,7 +27,6 @@ from limiter.errors import (
     Suspended,
 )
 from limiter.limits import EffectiveLimits, Limit, Status
-from limiter.marker import DataStatus
 from limiter.metering import LoginRecorded, Month, MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
 from limiter.reconcile import AccountRecord, FriendRecord, GroupRecord, ReconcileReport
@@ -35,6 +34,7 @@ from limiter.reservations import Reservation
 from limiter.results import (
     AuditEntry,
     BatchResult,
+    DataStatus,
     DeletedUser,
     DeleteResult,
     FriendItem,

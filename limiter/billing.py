@@ -302,10 +302,6 @@ def _blocks_text(quantity: Decimal, block: int, rounding: str) -> str:
     return f"{plain_number(quantity)} {started} of {block}"
 
 
-def _overlaps(period: Period, month: Month) -> bool:
-    return period.starts_on <= month.last_day and period.ends_on >= month.first_day
-
-
 def _on(day: date | None) -> str:
     return "" if day is None else f" on {day}"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 Scope = Literal["app", "user", "group"]
 
@@ -108,27 +108,6 @@ class Refusal:
             f"{self.limit} limit {cap} refuses the addition for {self.scope} "
             f"{self.scope_id!r} (current {self.current}; IM code {self.code})"
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as JSON-ready values (the problem+json body uses them)."""
-        lift = None
-        if self.lift is not None:
-            lift = {
-                "kind": self.lift.kind,
-                "id": self.lift.id,
-                "value": self.lift.value,
-                "price": float(self.lift.price),
-            }
-        return {
-            "code": self.code,
-            "limit": self.limit,
-            "scope": self.scope,
-            "scope_id": self.scope_id,
-            "current": self.current,
-            "maximum": self.maximum,
-            "edition": self.edition,
-            "lift": lift,
-        }
 
 
 class Refused(LimiterError):

@@ -30,6 +30,7 @@ from limiter.ids import check_app_id
 from limiter.jsontext import parse_json
 from limiter.metering import LoginRecorded
 from limiter.reservations import ACTION_PARAMETERS, Reservation
+from limiter.schemas import RefusalView
 from limiter.settings import Settings
 
 AppResolver = Callable[[Request], str | None]
@@ -256,8 +257,9 @@ async def limiter_exception_handler(request: Request, exc: Exception) -> JSONRes
     """Answer a :class:`LimiterError` as ``application/problem+json``: a refusal 403 with its
     fields, an outage 503, bad input 422 naming the field, a missing group 404, a conflict 409."""
     if isinstance(exc, Refused):
-        also = [other.as_dict() for other in exc.also]
-        return problem_response(403, "Limit reached", str(exc), **exc.refusal.as_dict(), also=also)
+        also = [RefusalView.body(other) for other in exc.also]
+        body = RefusalView.body(exc.refusal)
+        return problem_response(403, "Limit reached", str(exc), **body, also=also)
     if isinstance(exc, StoreUnavailable):
         return problem_response(
             503, "Limit store unavailable", "the limit store did not answer; retry"

@@ -20,11 +20,12 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from limiter.clock import Clock
+from limiter.results import DataStatus
 from limiter.store import reads
 from limiter.store.requests import call
 
@@ -38,17 +39,6 @@ LOST_WITH_THE_DATA = (
     "counters (accounts, friendships, groups, memberships), plans (editions), expansions, "
     "overrides, the purchase ledger, the audit log and metering (DAU, peaks, bandwidth)"
 )
-
-
-@dataclass(frozen=True)
-class DataStatus:
-    """What one engine knows about its data set."""
-
-    marker: str | None  # the marker's id; None before the first successful check
-    since: datetime | None  # when that marker was written: the data set's first contact
-    checked_at: datetime | None  # the last successful check, by the engine's clock
-    resets: int  # flushes or replacements this engine detected
-    last_reset_at: datetime | None  # when it detected the latest one
 
 
 class DataWatch:

@@ -156,3 +156,14 @@ class OverLimit:
     limit: str
     current: int
     maximum: int
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """What one engine knows about its data set."""
+
+    marker: str | None  # the marker's id; None before the first successful check
+    since: datetime | None  # when that marker was written: the data set's first contact
+    checked_at: datetime | None  # the last successful check, by the engine's clock
+    resets: int  # flushes or replacements this engine detected
+    last_reset_at: datetime | None  # when it detected the latest one

@@ -9,13 +9,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from limiter.billing import Bill
-from limiter.errors import Scope
+from limiter.errors import Refusal, Scope
 from limiter.limits import APP_LIMITS, EffectiveLimits, Status
-from limiter.marker import DataStatus
 from limiter.metering import MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
 from limiter.reconcile import ReconcileReport
-from limiter.results import AuditEntry, OverLimit, Usage
+from limiter.results import AuditEntry, DataStatus, OverLimit, Usage
 
 
 class _View(BaseModel):
@@ -391,3 +390,8 @@ class RefusalView(_View):
     maximum: int | None
     edition: str
     lift: LiftView | None
+
+    @classmethod
+    def body(cls, refusal: Refusal) -> dict[str, Any]:
+        """The refusal's fields as JSON values (the problem+json body spreads them)."""
+        return cls.model_validate(refusal).model_dump(mode="json")

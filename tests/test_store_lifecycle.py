@@ -15,7 +15,8 @@ import redis
 from starlette.requests import Request
 
 from limiter import AccountRecord, Outcome, StoreUnavailable
-from limiter.admin import AdminToken, _Unauthorized
+from limiter.admin import AdminToken
+from limiter.admin.auth import _Unauthorized
 from limiter.store.redis import _outage
 from limiter.testing import memory_limiter
 from tests.conftest import APP, Backend

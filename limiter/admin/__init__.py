@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends
 
 from limiter.admin import apps, billing, expansions, overrides, plans, reconcile, reports
 from limiter.admin.auth import AdminToken
-from limiter.admin.auth import _Unauthorized as _Unauthorized  # raised by AdminToken
 from limiter.settings import Settings, load_settings
 
 __all__ = ["AdminToken", "admin_router"]

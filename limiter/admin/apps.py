@@ -10,8 +10,8 @@ from limiter.admin.errors import AdminRoute
 from limiter.admin.requests import Engine
 from limiter.engine import AsyncLimiter
 from limiter.errors import StoreUnavailable
-from limiter.marker import DataStatus
 from limiter.plan import PlanState
+from limiter.results import DataStatus
 from limiter.schemas import AppView, HealthView
 
 router = APIRouter(route_class=AdminRoute)

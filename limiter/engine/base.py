@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 from limiter.catalog import Catalog, load_catalog
 from limiter.clock import Clock, SystemClock
 from limiter.limits import EffectiveLimits, resolve
-from limiter.marker import DataStatus, DataWatch
+from limiter.marker import DataWatch
 from limiter.metering import Month
 from limiter.ops.context import Context
 from limiter.periods import local_date
 from limiter.plan import PlanState
+from limiter.results import DataStatus
 from limiter.settings import Settings, load_settings
 from limiter.stats import Stats
 

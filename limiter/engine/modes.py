@@ -14,7 +14,6 @@ from limiter.engine.base import BaseEngine
 from limiter.engine.driver import Step
 from limiter.engine.surface import asynchronous, blocking
 from limiter.errors import StoreUnavailable
-from limiter.marker import DataStatus
 from limiter.ops import (
     accounts,
     friends,
@@ -29,6 +28,7 @@ from limiter.ops.context import Op
 from limiter.ops.plan_changes import DEFAULT_ACTOR
 from limiter.reconcile import ReconcileReport, Record
 from limiter.reconcile.rebuild import Chunker, Rebuild
+from limiter.results import DataStatus
 from limiter.settings import Settings, load_settings
 from limiter.store import AsyncStore, Pipeline, SyncStore, async_client, sync_client
 
