@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Generic, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 from limiter.catalog import Catalog, load_catalog
@@ -20,17 +21,22 @@ from limiter.results import DataStatus
 from limiter.settings import Settings, load_settings
 from limiter.stats import Stats
 
+S = TypeVar("S")
 
-class BaseEngine:
-    """Configuration and everything an engine answers without a round trip."""
+
+class BaseEngine(Generic[S]):
+    """Configuration and everything an engine answers without a round trip; ``store`` runs
+    its round trips (any store of the engine's mode, see :mod:`limiter.store.protocol`)."""
 
     def __init__(
         self,
+        store: S,
         *,
         settings: Settings | None = None,
         catalog: Catalog | None = None,
         clock: Clock | None = None,
     ) -> None:
+        self.store = store
         settings = load_settings(settings)
         if catalog is None:
             catalog = load_catalog(settings.catalog_path)
@@ -38,6 +44,17 @@ class BaseEngine:
         self.data = DataWatch(
             self.context.layout.marker(), self.context.clock, settings.marker_check_seconds
         )
+
+    @staticmethod
+    def connect(url: str) -> S:
+        """The store of this engine's mode for ``LIMITER_REDIS_URL``."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, clock: Clock | None = None) -> Self:
+        """An engine on the store ``settings.redis_url`` names (default: ``LIMITER_*``)."""
+        settings = load_settings(settings)
+        return cls(cls.connect(settings.redis_url), settings=settings, clock=clock)
 
     @property
     def settings(self) -> Settings:

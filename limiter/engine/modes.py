@@ -8,8 +8,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from limiter.catalog import Catalog
-from limiter.clock import Clock
 from limiter.engine.base import BaseEngine
 from limiter.engine.driver import Step
 from limiter.engine.surface import asynchronous, blocking
@@ -29,37 +27,31 @@ from limiter.ops.plan_changes import DEFAULT_ACTOR
 from limiter.reconcile import ReconcileReport, Record
 from limiter.reconcile.rebuild import Chunker, Rebuild
 from limiter.results import DataStatus
-from limiter.settings import Settings, load_settings
-from limiter.store import AsyncStore, Pipeline, SyncStore, async_client, sync_client
+from limiter.store import (
+    AsyncioStore,
+    AsyncStore,
+    BlockingStore,
+    Pipeline,
+    SyncStore,
+    async_client,
+    sync_client,
+)
 
 T = TypeVar("T")
 
 
-class AsyncLimiter(BaseEngine):
+class AsyncLimiter(BaseEngine[AsyncioStore]):
     """The engine for asyncio code: one Redis round trip per decision (and, now and then, one
     more to check that the data set was not flushed: :mod:`limiter.marker`).
 
     Build it with :meth:`from_settings` (reads ``LIMITER_*``) or from your own
-    ``redis.asyncio.Redis`` client (``decode_responses=True``) wrapped in an ``AsyncStore``.
+    ``redis.asyncio.Redis`` client (``decode_responses=True``) wrapped in an ``AsyncStore``
+    (or any :class:`~limiter.store.AsyncioStore`).
     """
 
-    def __init__(
-        self,
-        store: AsyncStore,
-        *,
-        settings: Settings | None = None,
-        catalog: Catalog | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(settings=settings, catalog=catalog, clock=clock)
-        self.store = store
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings | None = None, *, clock: Clock | None = None
-    ) -> AsyncLimiter:
-        settings = load_settings(settings)
-        return cls(AsyncStore(async_client(settings.redis_url)), settings=settings, clock=clock)
+    @staticmethod
+    def connect(url: str) -> AsyncioStore:
+        return AsyncStore(async_client(url))
 
     async def run(self, op: Op[T]) -> T:
         """Drive ``op`` to its result, checking the data set's marker first when due."""
@@ -146,26 +138,12 @@ class AsyncLimiter(BaseEngine):
             raise
 
 
-class Limiter(BaseEngine):
+class Limiter(BaseEngine[BlockingStore]):
     """The blocking engine: the same operations as :class:`AsyncLimiter`, for sync code."""
 
-    def __init__(
-        self,
-        store: SyncStore,
-        *,
-        settings: Settings | None = None,
-        catalog: Catalog | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(settings=settings, catalog=catalog, clock=clock)
-        self.store = store
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings | None = None, *, clock: Clock | None = None
-    ) -> Limiter:
-        settings = load_settings(settings)
-        return cls(SyncStore(sync_client(settings.redis_url)), settings=settings, clock=clock)
+    @staticmethod
+    def connect(url: str) -> BlockingStore:
+        return SyncStore(sync_client(url))
 
     def run(self, op: Op[T]) -> T:
         """Drive ``op`` to its result, checking the data set's marker first when due."""

@@ -3,6 +3,7 @@ and a group, what is over a limit now, and the audit log."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from limiter.errors import InvalidRequest, Scope
@@ -70,9 +71,10 @@ def _over_limit(ctx: Context, app: str, keys: AppKeys) -> Op[tuple[OverLimit, ..
         if cap.value is not None and count > cap.value:
             found.append(OverLimit(scope, subject, limit, count, cap.value))
 
-    users, rooms = yield from call(reads.app_counts(keys))
-    check("app", app, "users", users, limits.app["users"])
-    check("app", app, "av_chatrooms", rooms, limits.app["av_chatrooms"])
+    counts = yield from call(reads.usage(keys))
+    for limit, count in dataclasses.asdict(counts).items():  # users, groups, av_chatrooms
+        if limit in limits.app:  # an app-wide limit on a count the app keeps
+            check("app", app, limit, count, limits.app[limit])
     for key, limit in ((keys.friends, "friends"), (keys.joined, "groups_per_user")):
 
         def per_user(user: str, count: int, limit: str = limit) -> None:

@@ -62,11 +62,6 @@ def group_usage(keys: AppKeys, group: str) -> Pipeline[GroupUsage | None]:
     return Pipeline(commands, decode)
 
 
-def app_counts(keys: AppKeys) -> Pipeline[tuple[int, int]]:
-    """The app's accounts and AV chat rooms."""
-    return Pipeline((("SCARD", keys.users), ("SCARD", keys.av_rooms)), tuple)
-
-
 def audit_entries(keys: AppKeys, limit: int) -> Pipeline[tuple[AuditEntry, ...]]:
     """The latest ``limit`` audit entries, newest first."""
 
