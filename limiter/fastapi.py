@@ -7,7 +7,7 @@ Only calls the engine; never touches Redis itself.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +68,20 @@ async def limiter_lifespan(
         yield limiter
     finally:
         await limiter.aclose()
+
+
+def lifespan(
+    settings: Settings | None = None, *, engine: AsyncLimiter | None = None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The lifespan of an app that needs nothing else at start-up:
+    ``FastAPI(lifespan=lifespan())`` runs :func:`limiter_lifespan` with these arguments."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        async with limiter_lifespan(app, settings, engine=engine):
+            yield
+
+    return run
 
 
 def get_limiter(request: Request) -> AsyncLimiter:

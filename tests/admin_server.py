@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from limiter import Settings
 from limiter.admin import admin_router
-from limiter.fastapi import limiter_lifespan
+from limiter.fastapi import lifespan
 
 TOKEN = "process-token-0123456789"
 
@@ -23,11 +21,6 @@ def factory() -> FastAPI:
         admin_tokens={"ops": TOKEN},
     )
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with limiter_lifespan(app, settings):
-            yield
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=lifespan(settings))
     app.include_router(admin_router(settings), prefix="/admin")
     return app

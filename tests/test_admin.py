@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
@@ -18,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from limiter import AsyncLimiter, AsyncStore, ConfigurationError, Limiter, Settings, SyncStore
 from limiter.admin import admin_router
-from limiter.fastapi import limiter_lifespan
+from limiter.fastapi import lifespan
 from limiter.reconcile import Record
 from limiter.reconcile.sources import MAX_LINE_BYTES, NDJSON
 from limiter.testing import ManualClock
@@ -35,12 +34,7 @@ SETTINGS = Settings(redis_url="memory://unused", cache_seconds=0)
 def build_app(limiter: AsyncLimiter) -> FastAPI:
     """A host app that mounts the router and, on purpose, not limiter's exception handler."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with limiter_lifespan(app, engine=limiter):
-            yield
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=lifespan(engine=limiter))
     app.include_router(admin_router(tokens={"ops": TOKEN, "bot": BOT_TOKEN}), prefix="/admin")
     return app
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -26,6 +26,7 @@ from limiter.fastapi import (
     BoundLimiter,
     Reserve,
     install_exception_handler,
+    lifespan,
     limiter_lifespan,
 )
 from tests.conftest import APP, Backend
@@ -44,13 +45,7 @@ class Failure(Exception):
 
 
 def build_app(limiter: AsyncLimiter) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.limiter = limiter
-        yield
-        await limiter.aclose()
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=lifespan(engine=limiter))
     install_exception_handler(app)
 
     @app.post("/groups/{group_id}/members")

@@ -4,8 +4,7 @@ and the Prometheus endpoint, over both stores."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from limiter import AsyncLimiter, AsyncStore, Settings
 from limiter.callbacks import callback_router, expected_sign
-from limiter.fastapi import HistoryStart, RecordLogin, install_exception_handler
+from limiter.fastapi import HistoryStart, RecordLogin, install_exception_handler, lifespan
 from limiter.metering import LoginRecorded
 from limiter.metrics import metrics_router
 from limiter.testing import ManualClock
@@ -28,13 +27,7 @@ StrictSince = Annotated[datetime | None, Depends(HistoryStart(start="MinTime", r
 
 
 def build_app(limiter: AsyncLimiter, token: str | None) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.limiter = limiter
-        yield
-        await limiter.aclose()
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=lifespan(engine=limiter))
     install_exception_handler(app)
     app.include_router(callback_router(token=token), prefix="/callback")
     app.include_router(metrics_router())
