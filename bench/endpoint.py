@@ -33,8 +33,8 @@ import psutil
 
 from bench.common import Figure, cli, client
 from bench.endpoint_app import BARE_SET, PATH, SLOWAPI_LIMIT, VARIANTS
+from bench.servers import START_SECONDS, Server, answers, environment, free_port, start
 from limiter import Limiter, Settings, SyncStore
-from tests.servers import START_SECONDS, Server, answers, environment, free_port, start
 
 APP = "1400000001"
 GROUP = "bench-endpoint"

@@ -17,7 +17,6 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import BinaryIO
 
 from limiter.billing import Bill, plain_number
@@ -308,41 +307,6 @@ def run_health(context: Context) -> int:
     return 0
 
 
-# -- demo -------------------------------------------------------------------------------------
-
-
-def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
-
-
-def run_demo(context: Context) -> int:
-    try:
-        serve = _demo_server()
-    except ImportError as exc:
-        print(f"limiter demo: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    serve(context.args.host, context.args.port)
-    return 0
-
-
-def _demo_server() -> Callable[[str, int], None]:
-    """The example backend's ``serve``. The example lives in the source checkout
-    (``examples/im_backend``), not in the installed package: found on ``sys.path`` (run from
-    the checkout) or beside this package (an editable install of the checkout)."""
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "examples" / "im_backend").is_dir() and str(checkout) not in sys.path:
-        sys.path.append(str(checkout))
-    try:
-        from examples.im_backend.demo import serve
-    except ImportError as exc:
-        raise ImportError(
-            f"needs the example of a source checkout and the demo extra "
-            f"(pip install -e '.[demo]' in the checkout): {exc}"
-        ) from None
-    return serve
-
-
 # -- the command line -------------------------------------------------------------------------
 
 COMMANDS: tuple[Command, ...] = (
@@ -366,12 +330,6 @@ COMMANDS: tuple[Command, ...] = (
         "whether the store answers, and since when its data set exists (a flush resets it)",
         _health_arguments,
         run_health,
-    ),
-    Command(
-        "demo",
-        "run the example IM backend on localhost (in-process store without LIMITER_REDIS_URL)",
-        _demo_arguments,
-        run_demo,
     ),
 )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import free_port
+from bench.servers import free_port
 
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0

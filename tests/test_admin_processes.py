@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.servers import free_port, start
 from limiter import BatchResult, Limiter, Settings
 from tests.admin_server import TOKEN
 from tests.conftest import APP, REDIS_URL, real_redis_or_skip
-from tests.servers import free_port, start
 
 CACHE_SECONDS = 1.0
 # Scheduling and round trips on a loaded test machine, on top of the cache's lifetime.

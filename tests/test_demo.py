@@ -1,6 +1,5 @@
 """The demo: the example IM backend on localhost with an in-process store, a generated admin
-token and a temporary SQLite database, run as ``python -m examples.im_backend.demo`` and as
-``limiter demo``."""
+token and a temporary SQLite database, run as ``python -m examples.im_backend.demo``."""
 
 from __future__ import annotations
 
@@ -19,32 +18,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ROOT, Server, environment, free_port, start
+from bench.servers import ROOT, Server, environment, free_port, start
 
 APP = "1400000001"
 TIMEOUT = 10.0
-COMMANDS = {
-    "python -m": [sys.executable, "-m", "examples.im_backend.demo"],
-    "limiter demo": [sys.executable, "-m", "limiter.cli", "demo"],
-}
-
-
-@pytest.fixture(params=COMMANDS.values(), ids=COMMANDS.keys())
-def command(request: pytest.FixtureRequest) -> list[str]:
-    """The demo's command line, each way it can be started."""
-    started: list[str] = request.param
-    return started
+COMMAND = [sys.executable, "-m", "examples.im_backend.demo"]
 
 
 @contextmanager
-def demo(
-    tmp_path: Path, command: list[str], *arguments: str, host: str = "127.0.0.1"
-) -> Iterator[Server]:
+def demo(tmp_path: Path, *arguments: str, host: str = "127.0.0.1") -> Iterator[Server]:
     """The demo without LIMITER_* or IM_* in its environment, answering on ``host``; killed if
     the test did not stop it, its temporary directory removed if it left one."""
     port = free_port()
     server = start(
-        [*command, *arguments, "--port", str(port)],
+        [*COMMAND, *arguments, "--port", str(port)],
         base_url=f"http://{host}:{port}",
         log_path=tmp_path / "demo.log",
         env=environment(),
@@ -81,9 +68,9 @@ def assert_stopped_cleanly(server: Server, status: int, database: Path) -> None:
 
 
 def test_demo_serves_the_example_with_an_in_process_store_and_a_generated_token(
-    tmp_path: Path, command: list[str]
+    tmp_path: Path,
 ):
-    with demo(tmp_path, command) as server:
+    with demo(tmp_path) as server:
         banner = server.output()
         assert f"limiter demo: the example IM backend on {server.base_url}" in banner
         assert printed(server, "store").startswith("in-process (LIMITER_REDIS_URL unset)")
@@ -147,9 +134,9 @@ def second_loopback() -> str:
     return "127.0.0.2"
 
 
-def test_demo_listens_on_the_given_host_and_port(tmp_path: Path, command: list[str]):
+def test_demo_listens_on_the_given_host_and_port(tmp_path: Path):
     host = second_loopback()
-    with demo(tmp_path, command, "--host", host, host=host) as server:
+    with demo(tmp_path, "--host", host, host=host) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
         assert f"on http://{host}:{port}" in server.output()
         with httpx.Client(timeout=TIMEOUT) as http:
@@ -161,9 +148,9 @@ def test_demo_listens_on_the_given_host_and_port(tmp_path: Path, command: list[s
 
 
 def test_demo_stopped_with_sigterm_removes_its_temporary_database(
-    tmp_path: Path, command: list[str]
+    tmp_path: Path,
 ):
-    with demo(tmp_path, command) as server:
+    with demo(tmp_path) as server:
         database = Path(printed(server, "database"))
         assert database.exists()
         status = server.stop(signal.SIGTERM)
@@ -173,9 +160,9 @@ def test_demo_stopped_with_sigterm_removes_its_temporary_database(
         assert not database.parent.exists(), f"{database.parent} was left behind"
 
 
-def test_demo_with_a_port_that_is_not_a_number_exits_2(command: list[str]):
+def test_demo_with_a_port_that_is_not_a_number_exits_2():
     done = subprocess.run(
-        [*command, "--port", "notanumber"],
+        [*COMMAND, "--port", "notanumber"],
         cwd=ROOT,
         env=environment(),
         capture_output=True,

@@ -24,9 +24,9 @@ import httpx
 import pytest
 import redis
 
+from bench.servers import ROOT, Server, environment, free_port, start
 from examples.im_backend.db import Database
 from tests.conftest import REDIS_URL, real_redis_or_skip
-from tests.servers import ROOT, Server, environment, free_port, start
 
 pytestmark = pytest.mark.redis
 

@@ -1,6 +1,6 @@
 """The example backend on localhost, ready for the README's tour:
 
-    python -m examples.im_backend.demo [--host H] [--port P]     (or ``limiter demo``)
+    python -m examples.im_backend.demo [--host H] [--port P]
 
 The store is ``LIMITER_REDIS_URL``, or an in-process one when it is unset (counters live in
 this process only); the database is a temporary SQLite file unless ``IM_DB_PATH`` is set; the

@@ -11,7 +11,6 @@ may have drifted; run it while the backend is quiet, as changes made during it a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 import sys
@@ -23,7 +22,7 @@ from limiter import Limiter
 from limiter.cli import EXIT_BAD_INPUT, EXIT_FAILED, cli_actor, print_report
 from limiter.errors import InvalidRequest, LimiterError
 from limiter.reconcile import AccountRecord, FriendRecord, GroupRecord, Record
-from limiter.reconcile.report import report_as_dict
+from limiter.schemas import ReconcileView
 
 
 def records(db: Database, app: str) -> Iterator[Record]:
@@ -74,7 +73,7 @@ def main(argv: Sequence[str] | None = None, *, limiter: Limiter | None = None) -
             with db.snapshot():  # one consistent state of the app's data
                 report = engine.reconcile(app, records(db, app), actor=actor)
             if args.json:
-                print(json.dumps(report_as_dict(report)))
+                print(ReconcileView.of(report).model_dump_json())
             else:
                 print_report(report, actor)
     except (InvalidRequest, sqlite3.Error) as exc:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 # Per-entity count changes listed in a report (the total is always given).
 REPORTED_CHANGES = 1000
@@ -62,32 +61,3 @@ class ReconcileReport:
             "memberships": self.memberships.after,
             "av_chatrooms": self.av_chatrooms.after,
         }
-
-
-def report_as_dict(report: ReconcileReport) -> Mapping[str, Any]:
-    """The report as JSON-ready values (the admin API and the console print this)."""
-
-    def drift(d: Drift) -> dict[str, int]:
-        return {"before": d.before, "after": d.after, "added": d.added, "removed": d.removed}
-
-    return {
-        "app_id": report.app,
-        "accounts": drift(report.accounts),
-        "friendships": drift(report.friendships),
-        "groups": drift(report.groups),
-        "memberships": drift(report.memberships),
-        "av_chatrooms": drift(report.av_chatrooms),
-        "groups_retyped": report.groups_retyped,
-        "changes": [
-            {
-                "scope": c.scope,
-                "id": c.id,
-                "count": c.count,
-                "before": c.before,
-                "after": c.after,
-            }
-            for c in report.changes
-        ],
-        "changes_total": report.changes_total,
-        "truncated": report.truncated,
-    }

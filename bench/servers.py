@@ -1,5 +1,6 @@
-"""Server processes for the end-to-end tests: start a command that serves HTTP, wait until it
-answers, stop it and collect its exit status and output (one log file, stdout and stderr)."""
+"""Server processes for the benchmarks and the end-to-end tests: start a command that serves
+HTTP, wait until it answers, stop it and collect its exit status and output (one log file,
+stdout and stderr)."""
 
 from __future__ import annotations
 
