@@ -14,6 +14,7 @@ from limiter.limits import APP_LIMITS, EffectiveLimits, Status
 from limiter.metering import MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
 from limiter.reconcile import ReconcileReport
+from limiter.reconcile.report import CountChange, Drift
 from limiter.results import AuditEntry, DataStatus, OverLimit, Usage
 
 
@@ -108,14 +109,6 @@ class LimitsView(BaseModel):
         )
 
 
-class UsageView(_View):
-    """The app's counts now: accounts, live groups (all types), AV chat rooms."""
-
-    users: int
-    groups: int
-    av_chatrooms: int
-
-
 class AppView(BaseModel):
     """An app's plan, effective limits (null = unlimited) and usage."""
 
@@ -126,7 +119,7 @@ class AppView(BaseModel):
     expansions: list[ExpansionView]
     overrides: list[OverrideView]
     limits: LimitsView
-    usage: UsageView
+    usage: Usage
 
     @classmethod
     def of(
@@ -159,84 +152,44 @@ class AppView(BaseModel):
             expansions=[ExpansionView.of(grant, today) for grant in plan.expansions],
             overrides=overrides,
             limits=LimitsView.of(limits),
-            usage=UsageView.model_validate(usage),
+            usage=usage,
         )
 
 
 # -- reports ----------------------------------------------------------------------------------
 
 
-class OverLimitItem(_View):
-    """One account count, user or group above its effective limit."""
-
-    scope: Scope
-    id: str
-    limit: str
-    current: int
-    maximum: int
-
-
 class OverLimitReport(BaseModel):
     """Everything above its limit now (lower limits never evict)."""
 
-    items: list[OverLimitItem]
+    items: list[OverLimit]
 
     @classmethod
     def of(cls, found: Iterable[OverLimit]) -> "OverLimitReport":
-        return cls(items=[OverLimitItem.model_validate(item) for item in found])
-
-
-class AuditItem(_View):
-    """One plan change: the plan field's value before and after (null when absent)."""
-
-    at: datetime
-    actor: str
-    action: str
-    field: str
-    before: Any
-    after: Any
+        return cls(items=list(found))
 
 
 class AuditLog(BaseModel):
     """Plan changes, newest first."""
 
-    items: list[AuditItem]
+    items: list[AuditEntry]
 
     @classmethod
     def of(cls, entries: Iterable[AuditEntry]) -> "AuditLog":
-        return cls(items=[AuditItem.model_validate(entry) for entry in entries])
-
-
-class DriftView(_View):
-    """One kind of thing before and after a reconcile, added and removed."""
-
-    before: int
-    after: int
-    added: int
-    removed: int
-
-
-class CountChangeView(_View):
-    """A user's or group's count that a reconcile changed."""
-
-    scope: Literal["user", "group"]
-    id: str
-    count: str
-    before: int
-    after: int
+        return cls(items=list(entries))
 
 
 class ReconcileView(BaseModel):
     """What a reconcile changed; `changes` lists the first per-entity count changes."""
 
     app_id: str
-    accounts: DriftView
-    friendships: DriftView
-    groups: DriftView
-    memberships: DriftView
-    av_chatrooms: DriftView
+    accounts: Drift
+    friendships: Drift
+    groups: Drift
+    memberships: Drift
+    av_chatrooms: Drift
     groups_retyped: int
-    changes: list[CountChangeView]
+    changes: list[CountChange]
     changes_total: int
     truncated: bool
 
@@ -244,13 +197,13 @@ class ReconcileView(BaseModel):
     def of(cls, report: ReconcileReport) -> "ReconcileView":
         return cls(
             app_id=report.app,
-            accounts=DriftView.model_validate(report.accounts),
-            friendships=DriftView.model_validate(report.friendships),
-            groups=DriftView.model_validate(report.groups),
-            memberships=DriftView.model_validate(report.memberships),
-            av_chatrooms=DriftView.model_validate(report.av_chatrooms),
+            accounts=report.accounts,
+            friendships=report.friendships,
+            groups=report.groups,
+            memberships=report.memberships,
+            av_chatrooms=report.av_chatrooms,
             groups_retyped=report.groups_retyped,
-            changes=[CountChangeView.model_validate(change) for change in report.changes],
+            changes=list(report.changes),
             changes_total=report.changes_total,
             truncated=report.truncated,
         )
@@ -344,27 +297,16 @@ class BillView(BaseModel):
 # -- health -----------------------------------------------------------------------------------
 
 
-class DataStatusView(_View):
-    """What the engine knows of its Redis data set: the marker it saw (written on the data
-    set's first contact), and the flushes or replacements it detected since it started."""
-
-    marker: str | None
-    since: datetime | None
-    checked_at: datetime | None
-    resets: int
-    last_reset_at: datetime | None
-
-
 class HealthView(BaseModel):
     """Whether the store answered a check of its data set's marker just now, and that
     data set's status; `resets` above 0: reconcile every app, set plans again."""
 
     store: Literal["reachable", "unavailable"]
-    data: DataStatusView
+    data: DataStatus
 
     @classmethod
     def of(cls, store: Literal["reachable", "unavailable"], status: DataStatus) -> "HealthView":
-        return cls(store=store, data=DataStatusView.model_validate(status))
+        return cls(store=store, data=status)
 
 
 # -- refusals ---------------------------------------------------------------------------------
