@@ -162,8 +162,9 @@ class OverLimit:
 class DataStatus:
     """What one engine knows about its data set."""
 
-    marker: str | None  # the marker's id; None before the first successful check
-    since: datetime | None  # when that marker was written: the data set's first contact
+    marker: str | None  # the id of the marker the latest check read (an app's, or the data
+    # set's for check_data); None before the first successful check
+    since: datetime | None  # when that marker was written: its app's (or data set's) first contact
     checked_at: datetime | None  # the last successful check, by the engine's clock
     resets: int  # flushes or replacements this engine detected
     last_reset_at: datetime | None  # when it detected the latest one

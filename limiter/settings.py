@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from limiter.catalog import LimitName
 from limiter.errors import ConfigurationError
+from limiter.urls import ClusterAddress, is_cluster
 
 Mode = Literal["enforce", "shadow"]
 # Shortest admin token accepted: an empty or short one would be guessable.
@@ -27,7 +28,8 @@ class Settings(BaseSettings):
 
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        description="redis://, rediss://, unix:// or memory:// (an in-process store)",
+        description="redis://, rediss://, unix://, redis+cluster://host:port[,host:port...], "
+        "rediss+cluster://... (database 0) or memory:// (an in-process store)",
     )
     key_prefix: str = Field(default="limiter", description="prefix of every Redis key")
     timezone: str = Field(default="Asia/Shanghai", description="billing timezone (IANA name)")
@@ -78,8 +80,16 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
-            raise ValueError("must start with redis://, rediss://, unix:// or memory://")
+        if is_cluster(value):
+            try:
+                ClusterAddress.parse(value)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+        elif not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError(
+                "must start with redis://, rediss://, unix://, redis+cluster://, "
+                "rediss+cluster:// or memory://"
+            )
         return value
 
     @field_validator("timezone")

@@ -1,7 +1,10 @@
-"""Shared fixtures: one store fixture over fakeredis and the real server, engines over it.
+"""Shared fixtures: one store fixture over fakeredis, the real server and a real Redis Cluster,
+engines over it.
 
-The real server is ``LIMITER_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``). When it
-does not answer, its tests are skipped locally and fail when ``CI`` is set.
+The real server is ``LIMITER_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``), the
+cluster ``LIMITER_TEST_CLUSTER_URL`` (default ``redis+cluster://127.0.0.1:7000``, as ``.ci/run``
+starts it: ``python -m bench.redis_cluster start``). When one does not answer, its tests are
+skipped locally and fail when ``CI`` is set. Both are flushed.
 """
 
 from __future__ import annotations
@@ -17,42 +20,79 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
-import redis.asyncio as aioredis
+import redis.cluster
+from redis.exceptions import RedisClusterException
 
 from limiter import AsyncLimiter, AsyncStore, Catalog, Limiter, Settings, SyncStore
+from limiter.store.clients import async_client, sync_client
 from limiter.store.keys import AppKeys, KeyLayout
 from limiter.testing import ManualClock
 
 pytest_plugins = ["tests.figures"]
 
 REDIS_URL = os.environ.get("LIMITER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CLUSTER_URL = os.environ.get("LIMITER_TEST_CLUSTER_URL", "redis+cluster://127.0.0.1:7000")
+REAL_URLS = {"redis": REDIS_URL, "cluster": CLUSTER_URL}
 BEIJING = timezone(timedelta(hours=8))
 APP = "1400000001"
 
 
-def real_redis_or_skip() -> redis.Redis:
-    """A client of the real test server, flushed; skip (locally) or fail (CI) without one."""
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+def real_client_or_skip(url: str) -> Any:
+    """A client of a real test server or cluster, flushed; skip (locally) or fail (CI)
+    without one."""
     try:
+        client = sync_client(url)
         client.ping()
-    except redis.ConnectionError as exc:
+    except (redis.ConnectionError, RedisClusterException) as exc:
         if os.environ.get("CI"):
-            pytest.fail(f"CI needs a Redis server at {REDIS_URL}: {exc}")
-        pytest.skip(f"no Redis server at {REDIS_URL}")
-    client.flushdb()
+            pytest.fail(f"CI needs Redis at {url}: {exc}")
+        pytest.skip(f"no Redis at {url}")
+    flush(client)
     return client
+
+
+def real_redis_or_skip() -> redis.Redis:
+    """A client of the real test server (not the cluster), flushed."""
+    client: redis.Redis = real_client_or_skip(REDIS_URL)
+    return client
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster)
+
+
+def flush(client: Any) -> None:
+    """Empty the test database (every master of a cluster)."""
+    if is_cluster(client):
+        client.flushdb(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    else:
+        client.flushdb()
+
+
+def all_keys(client: Any, pattern: str = "*") -> set[str]:
+    """Every key matching ``pattern`` (on a cluster, from every master)."""
+    if is_cluster(client):
+        return set(client.keys(pattern, target_nodes=redis.cluster.RedisCluster.PRIMARIES))
+    return set(client.scan_iter(match=pattern, count=1000))
 
 
 @dataclass
 class Backend:
-    """Makes clients of one data set: a fakeredis server, or the real test database."""
+    """Makes clients of one data set: a fakeredis server, the real test database or the real
+    test cluster (``url``: how an engine would name it; None for fakeredis)."""
 
     name: str
-    sync_client: Callable[[], redis.Redis]
-    async_client: Callable[[], aioredis.Redis]
+    sync_client: Callable[[], Any]
+    async_client: Callable[[], Any]
+    url: str | None = None
 
 
-@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+REAL = [
+    pytest.param(name, marks=[pytest.mark.redis, getattr(pytest.mark, name)]) for name in REAL_URLS
+]
+
+
+@pytest.fixture(params=["fakeredis", *REAL])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "fakeredis":
         server = fakeredis.FakeServer(version=(7,))
@@ -62,13 +102,20 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             lambda: fakeredis.FakeAsyncRedis(server=server, decode_responses=True),
         )
         return
-    client = real_redis_or_skip()
-    yield Backend(
-        "redis",
-        lambda: redis.Redis.from_url(REDIS_URL, decode_responses=True),
-        lambda: aioredis.Redis.from_url(REDIS_URL, decode_responses=True),
-    )
-    client.flushdb()
+    url = REAL_URLS[request.param]
+    client = real_client_or_skip(url)
+    yield Backend(request.param, lambda: sync_client(url), lambda: async_client(url), url)
+    flush(client)
+    client.close()
+
+
+@pytest.fixture(params=REAL)
+def real_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of each real store, the server and the cluster, flushed before and after."""
+    url = REAL_URLS[request.param]
+    client = real_client_or_skip(url)
+    yield url
+    flush(client)
     client.close()
 
 

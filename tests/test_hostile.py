@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 import redis
+import redis.cluster
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -38,7 +39,7 @@ from limiter import (
 )
 from limiter.admin import admin_router
 from limiter.testing import ManualClock, memory_async_limiter
-from tests.conftest import APP, Backend, EngineFactory, at
+from tests.conftest import APP, Backend, EngineFactory, all_keys, at, is_cluster
 from tests.example_support import (
     ACCOUNT_DELETE,
     ADD_MEMBERS,
@@ -87,7 +88,7 @@ _READERS: dict[bytes, Callable[[Any, bytes], Any]] = {
 
 def snapshot(raw: redis.Redis) -> Snapshot:
     """Every key of the database as bytes: its type, its whole contents, whether it expires."""
-    keys = sorted(raw.scan_iter(count=1000))
+    keys = sorted(all_keys(raw))
     with raw.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.type(key)
@@ -108,8 +109,16 @@ def changed_keys(before: Snapshot, after: Snapshot) -> set[bytes]:
 
 
 @pytest.fixture
-def raw(client: redis.Redis) -> Iterator[redis.Redis]:
+def raw(client: redis.Redis) -> Iterator[Any]:
     """A client of the backend's data that does not decode: keys and contents as bytes."""
+    if is_cluster(client):
+        seeds = [(n.host, n.port) for n in client.get_primaries()]
+        cluster = redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in seeds]
+        )
+        yield cluster
+        cluster.close()
+        return
     pool = client.connection_pool
     kwargs = {**pool.connection_kwargs, "decode_responses": False}
     undecoded = type(client)(

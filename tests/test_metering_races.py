@@ -19,8 +19,8 @@ import redis
 
 from limiter import Limiter, Settings
 from limiter.testing import ManualClock
-from tests.conftest import REDIS_URL, at, keys_of, real_redis_or_skip
-from tests.test_races import race
+from tests.conftest import all_keys, at, keys_of, real_client_or_skip
+from tests.test_races import race, raced
 
 pytestmark = pytest.mark.redis
 
@@ -38,15 +38,15 @@ def pin(engine: Limiter, instant: datetime) -> Limiter:
 
 def forget_app(client: redis.Redis, app: str) -> None:
     """Delete every key of the app (day sets and month hashes too), then disconnect."""
-    keys = list(client.scan_iter(match=f"limiter:{{{app}}}:*", count=1000))
+    keys = list(all_keys(client, f"limiter:{{{app}}}:*"))
     if keys:
         client.delete(*keys)
     client.close()
 
 
-def engine_at(instant: datetime) -> Limiter:
+def engine_at(url: str, instant: datetime) -> Limiter:
     return Limiter.from_settings(
-        Settings(redis_url=REDIS_URL, cache_seconds=0), clock=ManualClock(instant)
+        Settings(redis_url=url, cache_seconds=0), clock=ManualClock(instant)
     )
 
 
@@ -86,9 +86,9 @@ def _bandwidth_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]
 # -- 1. logins of overlapping users on two days at once ------------------------------------------
 
 
-def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly() -> None:
+def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly(real_url: str) -> None:
     app = "race-dau"
-    client = real_redis_or_skip()
+    client = real_client_or_skip(real_url)
     # 00:05 on November 27: November 26 is still inside its 10 minute late window
     instant = at(2026, 11, 27, 0, 5)
     yesterday, today = date(2026, 11, 26), date(2026, 11, 27)
@@ -107,7 +107,7 @@ def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly() -> 
             logins += rng.sample(logins, 200)
             rng.shuffle(logins)
             plans.append((instant, logins))
-        records = [record for worker in race(_login_job, app, plans) for record in worker]
+        records = raced(_login_job, app, plans, real_url)
         assert len(records) == WORKERS * 1200
 
         seen = {day: {u for (u, d, *_) in records if d == day} for day in (yesterday, today)}
@@ -121,7 +121,7 @@ def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly() -> 
         for _, day, _, dau, _ in records:
             assert 1 <= dau <= len(seen[day])
 
-        engine = engine_at(instant)
+        engine = engine_at(real_url, instant)
         try:
             keys = keys_of(engine, app)
             for day in (yesterday, today):
@@ -140,10 +140,10 @@ def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly() -> 
 TYPES = ("Public", "Private", "ChatRoom", "Work", "Meeting")
 
 
-def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
+def test_concurrent_group_changes_keep_the_months_peak_exact(real_url: str) -> None:
     app = "race-groups"
-    client = real_redis_or_skip()
-    setup = engine_at(at(2026, 11, 20, 12, 0))
+    client = real_client_or_skip(real_url)
+    setup = engine_at(real_url, at(2026, 11, 20, 12, 0))
     try:
         for n in range(5):
             setup.create_group(app, f"old{n}", "Public", f"owner-old{n}")
@@ -154,7 +154,9 @@ def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
             steps = [("create", f"w{index}-g{n:02d}", TYPES[n % len(TYPES)]) for n in range(39)]
             steps.append(("create", f"w{index}-av", "AVChatRoom"))  # 8 rooms: trial allows 10
             plans.append((at(2026, 11, 26, 12, 0), steps))
-        records = [record for worker in race(_groups_job, app, plans) for record in worker]
+        records = [
+            record for worker in race(_groups_job, app, plans, real_url) for record in worker
+        ]
         assert len(records) == WORKERS * 40
         assert all(members == 1 for *_, members in records)
         live = client.hlen(keys_of(setup, app).groups)
@@ -169,7 +171,9 @@ def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
             steps = [("destroy", f"w{index}-g{n:02d}", "") for n in range(30)]
             random.Random(4000 + index).shuffle(steps)
             plans.append((at(2026, 12, 1, 0, 0, 10), steps))
-        records = [record for worker in race(_groups_job, app, plans) for record in worker]
+        records = [
+            record for worker in race(_groups_job, app, plans, real_url) for record in worker
+        ]
         assert all(existed for *_, existed in records)
         remaining = client.hlen(keys_of(setup, app).groups)
         assert remaining == live - WORKERS * 30
@@ -187,7 +191,7 @@ def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
             for n in range(25):
                 steps += [("create", f"j{index}-{n}", "Public"), ("destroy", f"j{index}-{n}", "")]
             plans.append((at(2027, 1, 5, 12, 0), steps))
-        race(_groups_job, app, plans)
+        race(_groups_job, app, plans, real_url)
         assert client.hlen(keys_of(setup, app).groups) == remaining
         pin(setup, at(2027, 1, 5, 12, 1))
         january = setup.monthly_usage(app, "2027-01")
@@ -205,9 +209,9 @@ def test_concurrent_group_changes_keep_the_months_peak_exact() -> None:
 # -- 3. bandwidth reported by many workers -------------------------------------------------------
 
 
-def test_concurrent_bandwidth_reports_keep_each_days_maximum() -> None:
+def test_concurrent_bandwidth_reports_keep_each_days_maximum(real_url: str) -> None:
     app = "race-bandwidth"
-    client = real_redis_or_skip()
+    client = real_client_or_skip(real_url)
     instant = at(2026, 11, 26, 0, 5)  # yesterday still takes readings (late window)
     earlier = at(2026, 11, 25, 18, 0)
     try:
@@ -219,13 +223,15 @@ def test_concurrent_bandwidth_reports_keep_each_days_maximum() -> None:
                 when = earlier if rng.random() < 0.3 else None
                 measurements.append((when, Decimal(rng.randint(0, 99_999)) / 100))
             plans.append((instant, measurements))
-        records = [record for worker in race(_bandwidth_job, app, plans) for record in worker]
+        records = [
+            record for worker in race(_bandwidth_job, app, plans, real_url) for record in worker
+        ]
         by_day: dict[date, list[Decimal]] = {date(2026, 11, 25): [], date(2026, 11, 26): []}
         for when, mbps, peak in records:
             day = date(2026, 11, 25) if when is not None else date(2026, 11, 26)
             by_day[day].append(mbps)
             assert peak >= mbps  # the answer is the day's peak so far, never below the input
-        engine = engine_at(instant)
+        engine = engine_at(real_url, instant)
         try:
             usage = engine.monthly_usage(app, "2026-11")
             assert usage.bandwidth == {day: max(values) for day, values in by_day.items()}

@@ -21,7 +21,7 @@ import redis
 
 from limiter import Limiter, Outcome, Refusal, Refused, Settings
 from limiter.store.keys import AppKeys, KeyLayout
-from tests.conftest import REDIS_URL, keys_of, real_redis_or_skip
+from tests.conftest import keys_of, real_client_or_skip
 
 pytestmark = pytest.mark.redis
 
@@ -113,20 +113,32 @@ def _groups_per_user_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any
 # -- driving the race ------------------------------------------------------------------------------
 
 
+def raced(
+    job: Callable[[Limiter, str, Any], list[tuple[Any, ...]]],
+    app: str,
+    plans: Sequence[Any],
+    url: str,
+) -> list[tuple[Any, ...]]:
+    """:func:`race`, every worker's records in one list (in plan order)."""
+    return [record for worker in race(job, app, plans, url) for record in worker]
+
+
 def race(
     job: Callable[[Limiter, str, Any], list[tuple[Any, ...]]],
     app: str,
     plans: Sequence[Any],
+    url: str,
 ) -> list[list[tuple[Any, ...]]]:
-    """Run ``job(engine, app, plans[i])`` in one spawned process per plan, all released at once
-    by a barrier; return each worker's records, in plan order."""
+    """Run ``job(engine, app, plans[i])`` in one spawned process per plan, each on the store
+    at ``url``, all released at once by a barrier; return each worker's records, in plan
+    order."""
     assert len(plans) >= WORKERS
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(len(plans))
     results = context.Queue()
     processes = [
         context.Process(
-            target=_worker, args=(job, REDIS_URL, app, plan, barrier, results, index), daemon=True
+            target=_worker, args=(job, url, app, plan, barrier, results, index), daemon=True
         )
         for index, plan in enumerate(plans)
     ]
@@ -215,10 +227,10 @@ def assert_friends_consistent(client: redis.Redis, keys: AppKeys) -> set[tuple[s
 # -- 1. 200 attempts at the last 7 seats of a group ------------------------------------------------
 
 
-def test_group_fill_race_takes_exactly_the_free_seats() -> None:
+def test_group_fill_race_takes_exactly_the_free_seats(real_url: str) -> None:
     app, group = "race-fill", "crowded"
-    client = real_redis_or_skip()
-    engine = Limiter.from_settings(Settings(redis_url=REDIS_URL, cache_seconds=0))
+    client = real_client_or_skip(real_url)
+    engine = Limiter.from_settings(Settings(redis_url=real_url, cache_seconds=0))
     try:
         users = [f"u{i:03d}" for i in range(100)]  # trial: 100 accounts
         assert engine.register_users(app, users).added == tuple(users)
@@ -235,7 +247,9 @@ def test_group_fill_race_takes_exactly_the_free_seats() -> None:
             mine = [candidates[(index * 20 + i) % len(candidates)] for i in range(50)]
             random.Random(index).shuffle(mine)
             plans.append((group, mine))
-        records = [record for worker in race(_add_members_job, app, plans) for record in worker]
+        records = [
+            record for worker in race(_add_members_job, app, plans, real_url) for record in worker
+        ]
 
         assert len(records) == 200
         by_outcome = Counter(record[1] for record in records)
@@ -273,10 +287,10 @@ def test_group_fill_race_takes_exactly_the_free_seats() -> None:
 # -- 2. friend adds racing from both sides, with removals ------------------------------------------
 
 
-def test_friend_race_from_both_sides_stays_symmetric_and_within_limits() -> None:
+def test_friend_race_from_both_sides_stays_symmetric_and_within_limits(real_url: str) -> None:
     app = "race-friends"
-    client = real_redis_or_skip()
-    engine = Limiter.from_settings(Settings(redis_url=REDIS_URL, cache_seconds=0))
+    client = real_client_or_skip(real_url)
+    engine = Limiter.from_settings(Settings(redis_url=real_url, cache_seconds=0))
     try:
         users = [f"f{i:02d}" for i in range(30)]
         assert engine.register_users(app, users).added == tuple(users)
@@ -307,7 +321,9 @@ def test_friend_race_from_both_sides_stays_symmetric_and_within_limits() -> None
                     ops.append(("remove", b, a) if rng.random() < 0.5 else ("remove", a, b))
             rng.shuffle(ops)
             plans.append(ops)
-        records = [record for worker in race(_friends_job, app, plans) for record in worker]
+        records = [
+            record for worker in race(_friends_job, app, plans, real_url) for record in worker
+        ]
         assert len(records) == sum(len(plan) for plan in plans)
         assert len(records) >= 4 * 210
 
@@ -349,10 +365,10 @@ def test_friend_race_from_both_sides_stays_symmetric_and_within_limits() -> None
 # -- 3. one user joined and put into new groups by four workers at once ----------------------------
 
 
-def test_groups_per_user_race_stops_at_the_override() -> None:
+def test_groups_per_user_race_stops_at_the_override(real_url: str) -> None:
     app, user = "race-joins", "joiner"
-    client = real_redis_or_skip()
-    engine = Limiter.from_settings(Settings(redis_url=REDIS_URL, cache_seconds=0))
+    client = real_client_or_skip(real_url)
+    engine = Limiter.from_settings(Settings(redis_url=real_url, cache_seconds=0))
     try:
         owners = [f"o{i:02d}" for i in range(12)]
         creators = [f"c{i:02d}" for i in range(WORKERS * 3)]
@@ -371,7 +387,11 @@ def test_groups_per_user_race_stops_at_the_override() -> None:
             steps += [("create", f"n{index}-{n}", creator) for n, creator in enumerate(mine)]
             random.Random(2000 + index).shuffle(steps)
             plans.append((user, steps))
-        records = [record for worker in race(_groups_per_user_job, app, plans) for record in worker]
+        records = [
+            record
+            for worker in race(_groups_per_user_job, app, plans, real_url)
+            for record in worker
+        ]
         assert len(records) == WORKERS * 15
 
         keys = keys_of(engine, app)

@@ -28,7 +28,7 @@ from limiter import GroupExists, GroupNotFound, Limiter, Refusal, Refused, Setti
 from limiter.results import Item, OverLimit
 from limiter.store.keys import AppKeys
 from limiter.testing import ManualClock
-from tests.conftest import REDIS_URL, Backend, keys_of, real_redis_or_skip
+from tests.conftest import Backend, keys_of, real_client_or_skip
 from tests.figures import Recorder
 from tests.invariants import SEP, check_app
 from tests.test_races import forget, race
@@ -264,14 +264,14 @@ def _set_up(engine: Limiter) -> None:
         engine.set_override(APP, name, value)
 
 
-def _race_mixed(operations: int, seed: int) -> list[Summary]:
+def _race_mixed(url: str, operations: int, seed: int) -> list[Summary]:
     """Run the mix in ``PROCESSES`` spawned processes, the first one also changing limits."""
     progress = multiprocessing.get_context("spawn").RawArray("q", PROCESSES)
     plans = [
         Plan(index, operations, seed + index, progress, changes_limits=index == 0)
         for index in range(PROCESSES)
     ]
-    return [records[0][0] for records in race(_mixed_job, APP, plans)]
+    return [records[0][0] for records in race(_mixed_job, APP, plans, url)]
 
 
 @dataclass
@@ -286,10 +286,10 @@ class Aftermath:
 
 
 def _race_round(
-    engine: Limiter, client: redis.Redis, seed: int, operations: int, so_far: Aftermath
+    url: str, engine: Limiter, client: redis.Redis, seed: int, operations: int, so_far: Aftermath
 ) -> None:
     """One race of ``operations`` per process, then every invariant checked from Redis."""
-    summaries = _race_mixed(operations, seed)
+    summaries = _race_mixed(url, operations, seed)
     assert [summary.ran for summary in summaries] == [operations] * PROCESSES
     # they really overlapped: every process started before any of them finished
     assert max(s.started for s in summaries) < min(s.ended for s in summaries)
@@ -334,16 +334,16 @@ def _refusals(tally: Counter[str]) -> Counter[str]:
     return found
 
 
-def run_and_check(figures: Recorder, operations: int, rounds: int = 1) -> None:
+def run_and_check(url: str, figures: Recorder, operations: int, rounds: int = 1) -> None:
     """``rounds`` races of ``operations`` per process, each followed by a full check (the
     next one starts from the state it left); then the outcomes must show real contention."""
-    client = real_redis_or_skip()
-    engine = Limiter.from_settings(Settings(redis_url=REDIS_URL, cache_seconds=0))
+    client = real_client_or_skip(url)
+    engine = Limiter.from_settings(Settings(redis_url=url, cache_seconds=0))
     so_far = Aftermath()
     try:
         _set_up(engine)
         for number in range(rounds):
-            _race_round(engine, client, 6000 + 100 * number, operations, so_far)
+            _race_round(url, engine, client, 6000 + 100 * number, operations, so_far)
         tally = so_far.tally
         refusals = _refusals(tally)
         assert set(MUST_REFUSE) <= set(refusals), refusals
@@ -365,16 +365,18 @@ def run_and_check(figures: Recorder, operations: int, rounds: int = 1) -> None:
 
 
 @pytest.mark.redis
-def test_mixed_operations_race_keeps_every_invariant(figures: Recorder) -> None:
-    run_and_check(figures, 500)
+def test_mixed_operations_race_keeps_every_invariant(real_url: str, figures: Recorder) -> None:
+    run_and_check(real_url, figures, 500)
 
 
 @pytest.mark.redis
 @pytest.mark.heavy
-def test_mixed_operations_race_keeps_every_invariant_at_length(figures: Recorder) -> None:
+def test_mixed_operations_race_keeps_every_invariant_at_length(
+    real_url: str, figures: Recorder
+) -> None:
     """8 x 5,000 operations, checked after every 500 (each race stays well within the
     120 s that `race` allows on a loaded 2-core machine)."""
-    run_and_check(figures, 500, rounds=10)
+    run_and_check(real_url, figures, 500, rounds=10)
 
 
 # -- the checker itself: every planted breach is reported ------------------------------------------

@@ -35,7 +35,7 @@ from limiter.reconcile import (
 )
 from limiter.reconcile.rebuild import Rebuild
 from limiter.results import Usage
-from tests.conftest import APP, Backend, at, keys_of
+from tests.conftest import APP, Backend, all_keys, at, keys_of
 
 # Chunk sizes for these tests (a load of 5000 entries, a comparison of 5000 per set): the
 # shipped load is bigger, and the sources here must span several of each. A source that has
@@ -55,7 +55,7 @@ CATALOG = load_catalog()
 
 
 def app_keys(client: Any) -> list[str]:
-    return sorted(client.scan_iter(match=f"limiter:{{{APP}}}:*", count=1000))
+    return sorted(all_keys(client, f"limiter:{{{APP}}}:*"))
 
 
 def snapshot(client: Any) -> dict[str, Any]:

@@ -58,11 +58,11 @@ def test_a_marker_key_of_another_type_is_logged_and_the_request_goes_on(
     from limiter import Limiter, Settings, SyncStore
 
     client = backend.sync_client()
-    client.rpush("limiter:marker", "not a marker")
+    client.rpush(f"limiter:{{{APP}}}:marker", "not a marker")
     engine = Limiter(SyncStore(client), settings=Settings(redis_url="memory://unused"))
     with caplog.at_level(logging.ERROR, logger="limiter"):
         assert engine.register_users(APP, ["a"]).items[0].outcome is Outcome.ADDED
-    assert "marker check at limiter:marker failed" in caplog.text
+    assert f"marker check at limiter:{{{APP}}}:marker failed" in caplog.text
 
 
 @pytest.mark.parametrize(

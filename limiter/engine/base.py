@@ -42,7 +42,7 @@ class BaseEngine(Generic[S]):
             catalog = load_catalog(settings.catalog_path)
         self.context = Context(settings, catalog, clock if clock is not None else SystemClock())
         self.data = DataWatch(
-            self.context.layout.marker(), self.context.clock, settings.marker_check_seconds
+            self.context.layout, self.context.clock, settings.marker_check_seconds
         )
 
     @staticmethod

@@ -53,16 +53,16 @@ class AsyncLimiter(BaseEngine[AsyncioStore]):
     def connect(url: str) -> AsyncioStore:
         return AsyncStore(async_client(url))
 
-    async def run(self, op: Op[T]) -> T:
-        """Drive ``op`` to its result, checking the data set's marker first when due."""
+    async def run(self, op: Op[T], app: str | None = None) -> T:
+        """Drive ``op`` to its result, checking ``app``'s marker first when due."""
         outage = None
-        if self.data.due():
+        if app is not None and self.data.due(app):
             try:
-                await self._drive(self.data.check())
+                await self._drive(self.data.check(app))
             except StoreUnavailable as exc:
                 outage = exc
             except Exception:
-                self.data.check_failed()
+                self.data.check_failed(app)
         return await self._drive(op, outage)
 
     async def _drive(self, op: Op[T], outage: StoreUnavailable | None = None) -> T:
@@ -79,7 +79,7 @@ class AsyncLimiter(BaseEngine[AsyncioStore]):
     async def check_data(self) -> DataStatus:
         """Check the data set's marker now (one round trip), reporting a flush as requests
         do; raises :class:`StoreUnavailable` when the store does not answer."""
-        return await self._drive(self.data.check())
+        return await self._drive(self.data.check_data())
 
     async def aclose(self) -> None:
         await self.store.close()
@@ -129,9 +129,9 @@ class AsyncLimiter(BaseEngine[AsyncioStore]):
             async for record in _each(records):
                 chunk = chunker.add(record)
                 if chunk is not None:
-                    await self.run(rebuild.load(chunk))
-            await self.run(rebuild.load(chunker.rest()))
-            return await self.run(rebuild.finish(actor))
+                    await self.run(rebuild.load(chunk), app)
+            await self.run(rebuild.load(chunker.rest()), app)
+            return await self.run(rebuild.finish(actor), app)
         except BaseException:
             with contextlib.suppress(StoreUnavailable):
                 await self.run(rebuild.abort())
@@ -145,16 +145,16 @@ class Limiter(BaseEngine[BlockingStore]):
     def connect(url: str) -> BlockingStore:
         return SyncStore(sync_client(url))
 
-    def run(self, op: Op[T]) -> T:
-        """Drive ``op`` to its result, checking the data set's marker first when due."""
+    def run(self, op: Op[T], app: str | None = None) -> T:
+        """Drive ``op`` to its result, checking ``app``'s marker first when due."""
         outage = None
-        if self.data.due():
+        if app is not None and self.data.due(app):
             try:
-                self._drive(self.data.check())
+                self._drive(self.data.check(app))
             except StoreUnavailable as exc:
                 outage = exc
             except Exception:
-                self.data.check_failed()
+                self.data.check_failed(app)
         return self._drive(op, outage)
 
     def _drive(self, op: Op[T], outage: StoreUnavailable | None = None) -> T:
@@ -171,7 +171,7 @@ class Limiter(BaseEngine[BlockingStore]):
     def check_data(self) -> DataStatus:
         """Check the data set's marker now (one round trip), reporting a flush as requests
         do; raises :class:`StoreUnavailable` when the store does not answer."""
-        return self._drive(self.data.check())
+        return self._drive(self.data.check_data())
 
     def close(self) -> None:
         self.store.close()
@@ -232,7 +232,7 @@ class Limiter(BaseEngine[BlockingStore]):
                     send(rebuild.prepare(chunk))
             send(rebuild.prepare(chunker.rest()))
             send(None)
-            return self.run(rebuild.finish(actor))
+            return self.run(rebuild.finish(actor), app)
         except BaseException:
             if sending is not None:  # let it land before the rebuild keys are dropped
                 with contextlib.suppress(Exception):

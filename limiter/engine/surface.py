@@ -9,6 +9,7 @@ per mode, keeping its signature, its types and its docstring.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
@@ -23,7 +24,7 @@ class Blocking(Protocol):
 
     context: Context
 
-    def run(self, op: Op[T]) -> T: ...
+    def run(self, op: Op[T], app: str | None = None) -> T: ...
 
 
 class Asynchronous(Protocol):
@@ -31,7 +32,7 @@ class Asynchronous(Protocol):
 
     context: Context
 
-    async def run(self, op: Op[T]) -> T: ...
+    async def run(self, op: Op[T], app: str | None = None) -> T: ...
 
 
 class AppBound(Protocol):
@@ -51,6 +52,10 @@ class _Surface(Generic[P, T]):
         self.function = function
         self.name = function.__name__
         self.__doc__ = function.__doc__
+        # Operations on one app take it first (after the context): the driver checks that
+        # app's data marker (limiter.marker) before running them.
+        parameters = list(inspect.signature(function).parameters)
+        self.on_app = parameters[1:2] == ["app"]
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -59,6 +64,14 @@ class _Surface(Generic[P, T]):
         functools.update_wrapper(method, self.function)
         instance.__dict__[self.name] = method
         return method
+
+
+def _app(on_app: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The app a call names, when its operation takes one (and it is a string)."""
+    if not on_app:
+        return None
+    app = args[0] if args else kwargs.get("app")
+    return app if isinstance(app, str) else None
 
 
 class blocking(_Surface[P, T]):
@@ -74,10 +87,10 @@ class blocking(_Surface[P, T]):
     def __get__(self, engine: Blocking | None, owner: type) -> Self | Callable[P, T]:
         if engine is None:
             return self
-        function, run, context = self.function, engine.run, engine.context
+        function, run, context, on_app = self.function, engine.run, engine.context, self.on_app
 
         def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            return run(function(context, *args, **kwargs))
+            return run(function(context, *args, **kwargs), _app(on_app, args, kwargs))
 
         return self._keep(engine, method)  # type: ignore[no-any-return]
 
@@ -95,10 +108,10 @@ class asynchronous(_Surface[P, T]):
     def __get__(self, engine: Asynchronous | None, owner: type) -> Self | Callable[P, Awaitable[T]]:
         if engine is None:
             return self
-        function, run, context = self.function, engine.run, engine.context
+        function, run, context, on_app = self.function, engine.run, engine.context, self.on_app
 
         async def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await run(function(context, *args, **kwargs))
+            return await run(function(context, *args, **kwargs), _app(on_app, args, kwargs))
 
         return self._keep(engine, method)  # type: ignore[no-any-return]
 
@@ -120,6 +133,6 @@ class bound(_Surface[P, T]):
         run, context = handle.limiter.run, handle.limiter.context
 
         async def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await run(function(context, app, *args, **kwargs))
+            return await run(function(context, app, *args, **kwargs), app)
 
         return self._keep(handle, method)  # type: ignore[no-any-return]

@@ -1,8 +1,9 @@
 """The store layer, the only code that speaks Redis: the key layout, one builder and decoder
 per script and read, and the stores that run them."""
 
+from limiter.store.clients import async_client, sync_client
 from limiter.store.protocol import AsyncioStore, BlockingStore
-from limiter.store.redis import AsyncStore, SyncStore, async_client, sync_client
+from limiter.store.redis import AsyncStore, SyncStore
 from limiter.store.requests import Pipeline, Request, ScriptCall, call
 
 __all__ = [

@@ -15,9 +15,11 @@
     <prefix>:{<app>}:meter:<YYYY-MM>  HASH  the month's metering: dau:<date> counts, peak_dau,
                                   peak_dau_day, peak_groups, peak_groups_day, groups_start,
                                   bandwidth:<date> peaks; expires after the retention
+    <prefix>:{<app>}:marker       STRING  "<id> <ISO instant>": the app's marker, written on the
+                                  first contact (limiter/marker.py: a flushed shard is seen)
     <prefix>:{<app>}:rebuild:<token>:<name>  a reconcile's new data, renamed over the live keys
-    <prefix>:marker               STRING  "<id> <ISO instant>": the data set's marker
-                                  (limiter/marker.py); the one key without an app's hash tag
+    <prefix>:marker               STRING  the same for the data set as a whole (health
+                                  checks); the one key without an app's hash tag
 
 Relations live in a few app-wide sorted sets instead of one key per user or group, so every
 script names all its keys in KEYS (Redis Cluster safe) and counts are exact ``ZLEXCOUNT`` ranges
@@ -51,6 +53,7 @@ class AppKeys:
     av_rooms: str
     audit: str
     ledger: str
+    marker: str
 
     def dau(self, day: date) -> str:
         """The set of users seen on one billing day."""

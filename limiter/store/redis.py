@@ -1,26 +1,26 @@
 """The Redis stores: run the registered Lua scripts and pipelines that operations ask for, one
 with ``redis``, one with ``redis.asyncio``, decode each reply, and turn a connection failure
-into :class:`StoreUnavailable`. Also builds clients from a ``LIMITER_REDIS_URL``."""
+into :class:`StoreUnavailable` (clients are built from a URL in :mod:`limiter.store.clients`)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript, Script
+import redis.cluster
 from redis.exceptions import NoScriptError
 
-from limiter.errors import ConfigurationError, StoreUnavailable
+from limiter.errors import StoreUnavailable
+from limiter.store.clients import AsyncClient, SyncClient
 from limiter.store.requests import Pipeline, Request, ScriptCall
 
 # The helpers every script shares, prepended to each (not a script itself).
@@ -31,9 +31,19 @@ _OUTAGES = (
     redis.TimeoutError,
     redis.exceptions.ReadOnlyError,  # a replica after a failover
     redis.exceptions.OutOfMemoryError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterError,  # CLUSTERDOWN, MASTERDOWN
+    redis.exceptions.TryAgainError,  # a slot being migrated
+    redis.exceptions.SlotNotCoveredError,
     OSError,
+)
+# A cluster client's own errors are outages (no node reachable, slots not covered, a node
+# gone), except these, which mean the command itself cannot run on a cluster: a bug.
+_CLUSTER_BUGS = (
+    "all keys must map to the same key slot",
+    "No way to dispatch",
+    "Invalid args",
+    "not implemented",
+    "is blocked",
 )
 # Replies that mean "not now" rather than "your command is wrong".
 _BUSY_REPLIES = (
@@ -52,7 +62,7 @@ def _outages() -> Iterator[None]:
     """Turns a connection failure (or a "not now" reply) into :class:`StoreUnavailable`."""
     try:
         yield
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
         outage = _outage(exc)
         if outage is None:
             raise
@@ -62,11 +72,38 @@ def _outages() -> Iterator[None]:
 def _outage(exc: Exception) -> StoreUnavailable | None:
     # In a pipeline redis-py prefixes the reply: "Command # 1 (...) of pipeline caused error: BUSY"
     reply = str(exc).rsplit("caused error: ", 1)[-1]
-    if isinstance(exc, _OUTAGES) or (
-        isinstance(exc, redis.ResponseError) and reply.startswith(_BUSY_REPLIES)
+    if isinstance(exc, redis.exceptions.AskError):  # MOVED or ASK to a plain client
+        return StoreUnavailable(
+            f"Redis unavailable: {exc} (a Redis Cluster node: use a redis+cluster:// URL)"
+        )
+    if (
+        isinstance(exc, _OUTAGES)
+        or (isinstance(exc, redis.ResponseError) and reply.startswith(_BUSY_REPLIES))
+        or (
+            isinstance(exc, redis.exceptions.RedisClusterException)
+            and not any(bug in str(exc) for bug in _CLUSTER_BUGS)
+        )
     ):
         return StoreUnavailable(f"Redis unavailable: {exc}")
     return None
+
+
+@dataclass(frozen=True)
+class Script:
+    """A registered script: its source and the SHA1 that EVALSHA names it by."""
+
+    source: str
+    sha: str
+
+    @classmethod
+    def of(cls, source: str) -> Script:
+        return cls(source, hashlib.sha1(source.encode()).hexdigest())
+
+
+@functools.cache
+def scripts() -> dict[str, Script]:
+    """Every script by name (see :func:`script_sources`)."""
+    return {name: Script.of(source) for name, source in script_sources().items()}
 
 
 @functools.cache
@@ -83,13 +120,12 @@ def script_sources() -> dict[str, str]:
 
 
 class SyncStore:
-    """Executes requests on a blocking client (``decode_responses=True``)."""
+    """Executes requests on a blocking client (``decode_responses=True``): a ``redis.Redis``
+    or a ``redis.cluster.RedisCluster``."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: SyncClient) -> None:
         self.client = client
-        self._scripts: dict[str, Script] = {
-            name: client.register_script(source) for name, source in script_sources().items()
-        }
+        self._scripts = scripts()
         self._sender: ThreadPoolExecutor | None = None  # see submit
         self._sender_pid = 0  # the process that started it: a forked child starts its own
         self._sender_lock = threading.Lock()
@@ -97,18 +133,19 @@ class SyncStore:
     def execute(self, request: Request) -> Any:
         with _outages():
             if isinstance(request, ScriptCall):
-                # EVALSHA straight away: redis-py's Script.__call__ copies the arguments and
-                # imports on every call. Only NOSCRIPT (a restarted or flushed server) goes
-                # through the Script, which loads the script and runs it again.
+                # EVALSHA straight away. On NOSCRIPT (a restarted, flushed or newly promoted
+                # server) EVAL of the source, which Redis also caches: it goes to the node that
+                # owns the keys, as EVALSHA did, never to every node (a cluster with one node
+                # down must keep serving the others).
                 script, keys = self._scripts[request.script], request.keys
                 try:
                     reply = self.client.evalsha(script.sha, len(keys), *keys, *request.args)
                 except NoScriptError:
-                    reply = script(keys=keys, args=request.args)
+                    reply = self.client.eval(script.source, len(keys), *keys, *request.args)
                 return request.decode(reply)
             pipe = self.client.pipeline(transaction=False)
             for command in request.commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                pipe.execute_command(*command)
             return request.decode(pipe.execute())
 
     def submit(self, request: Pipeline[Any]) -> Future[list[Any]]:
@@ -117,8 +154,8 @@ class SyncStore:
         here, in the calling thread; the thread only writes the bytes and reads the replies,
         which hold Python's GIL little, so the two really overlap. One thread: loads submitted
         one after another are sent one after another."""
-        pool = self.client.connection_pool
         with _outages():
+            pool = self._pool_of(request)
             packer = pool.get_connection()  # it knows the client's encoding
         try:
             packed = packer.pack_commands(request.commands)  # type: ignore[no-untyped-call]
@@ -128,10 +165,24 @@ class SyncStore:
             if self._sender is None or self._sender_pid != os.getpid():
                 self._sender = ThreadPoolExecutor(1, thread_name_prefix="limiter-load")
                 self._sender_pid = os.getpid()
-            return self._sender.submit(self._send_packed, packed, len(request.commands))
+            return self._sender.submit(self._send_packed, pool, packed, len(request.commands))
 
-    def _send_packed(self, packed: list[bytes], replies: int) -> list[Any]:
-        pool = self.client.connection_pool
+    def _pool_of(self, request: Pipeline[Any]) -> redis.ConnectionPool:
+        """The connection pool to send ``request`` on: the client's own, or on a cluster that
+        of the node serving the slot of its first key (a load names one app's keys, so one
+        slot; a slot that moved meanwhile answers MOVED, an outage)."""
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            key = request.commands[0][1]
+            node = self.client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+            if node is None or node.redis_connection is None:
+                raise redis.exceptions.SlotNotCoveredError(f"no node serves {key}")
+            pool: redis.ConnectionPool = node.redis_connection.connection_pool
+            return pool
+        return self.client.connection_pool
+
+    def _send_packed(
+        self, pool: redis.ConnectionPool, packed: list[bytes], replies: int
+    ) -> list[Any]:
         with _outages():
             connection = pool.get_connection()
             try:
@@ -153,23 +204,22 @@ class SyncStore:
 
 
 class AsyncStore:
-    """Executes requests on an asyncio client (``decode_responses=True``)."""
+    """Executes requests on an asyncio client (``decode_responses=True``): a
+    ``redis.asyncio.Redis`` or a ``redis.asyncio.cluster.RedisCluster``."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self.client = client
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(source) for name, source in script_sources().items()
-        }
+        self._scripts = scripts()
 
     async def execute(self, request: Request) -> Any:
         with _outages():
             if isinstance(request, ScriptCall):
-                # As in SyncStore.execute: EVALSHA, and the Script only on NOSCRIPT.
+                # As in SyncStore.execute: EVALSHA, and EVAL of the source on NOSCRIPT.
                 script, keys = self._scripts[request.script], request.keys
                 try:
                     reply = await self.client.evalsha(script.sha, len(keys), *keys, *request.args)
                 except NoScriptError:
-                    reply = await script(keys=keys, args=request.args)
+                    reply = await self.client.eval(script.source, len(keys), *keys, *request.args)
                 return request.decode(reply)
             pipe = self.client.pipeline(transaction=False)
             for command in request.commands:
@@ -178,46 +228,3 @@ class AsyncStore:
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-# -- building clients from a URL ---------------------------------------------------------------
-
-_memory_servers: dict[str, Any] = {}
-
-
-def _memory_server(url: str) -> Any:
-    """One in-process server per ``memory://name`` URL, shared by the sync and async clients."""
-    try:
-        import fakeredis
-    except ImportError:
-        raise ConfigurationError(
-            "memory:// needs the in-process store: pip install 'limiter[memory]'"
-        ) from None
-    if url not in _memory_servers:
-        _memory_servers[url] = fakeredis.FakeServer(version=(7,))
-    return _memory_servers[url]
-
-
-def sync_client(url: str) -> redis.Redis:
-    if url.startswith("memory://"):
-        import fakeredis
-
-        client: redis.Redis = fakeredis.FakeRedis(server=_memory_server(url), decode_responses=True)
-        return client
-    return redis.Redis.from_url(url, decode_responses=True)
-
-
-def async_client(url: str) -> aioredis.Redis:
-    if url.startswith("memory://"):
-        import fakeredis
-
-        client: aioredis.Redis = fakeredis.FakeAsyncRedis(
-            server=_memory_server(url), decode_responses=True
-        )
-        return client
-    # One immediate retry on a connection error: a pooled connection that a restarted server
-    # closed fails its first command (the sync pool checks a connection before use, the asyncio
-    # pool does not). A script whose reply was lost may run twice: its second run answers
-    # "already" for what the first added, and the state is the same.
-    retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
-    return aioredis.Redis.from_url(url, decode_responses=True, retry=retry)
