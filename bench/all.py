@@ -16,8 +16,9 @@ from pathlib import Path
 
 from bench.common import RESULTS, URL, Figure, read_json, write_json
 
-# In the order of the issue: decision cost, endpoint, big groups, flat cost, reconcile, memory.
-BENCHMARKS = ("decisions", "endpoint", "groups", "scale", "reconcile", "memory")
+# In the order of the issues: decision cost, endpoint, big groups, flat cost, reconcile, memory,
+# the cluster.
+BENCHMARKS = ("decisions", "endpoint", "groups", "scale", "reconcile", "memory", "cluster")
 DOC = Path(__file__).parent.parent / "docs" / "benchmarks.md"
 
 

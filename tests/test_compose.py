@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from limiter import Settings
+from limiter.urls import ClusterAddress
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "examples" / "im_backend" / "Dockerfile"
@@ -38,11 +41,13 @@ def option(arguments: list[str], name: str) -> str | None:
 
 
 def backend_service(compose: dict[str, Any]) -> dict[str, Any]:
-    """The service built from the example's Dockerfile (whatever its name)."""
+    """The service built from the example's Dockerfile (whatever its name) in the default
+    profile (the cluster profile has its own)."""
     built = [
         service
         for service in compose["services"].values()
-        if isinstance(service.get("build"), dict)
+        if not service.get("profiles")
+        and isinstance(service.get("build"), dict)
         and service["build"].get("dockerfile") == "examples/im_backend/Dockerfile"
     ]
     assert len(built) == 1, compose["services"]
@@ -166,3 +171,29 @@ def test_docker_compose_config_accepts_the_file_and_requires_the_admin_token():
     missing = run_config(client, None)
     assert missing.returncode != 0
     assert "LIMITER_ADMIN_TOKEN" in missing.stderr
+
+
+def test_the_cluster_profile_joins_six_nodes_and_runs_the_example_on_them(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    nodes = [name for name in services if name.startswith("redis-node-")]
+    assert len(nodes) == 6
+    for name in nodes:
+        node = services[name]
+        arguments = words(node["command"])
+        assert node["profiles"] == ["cluster"]
+        assert option(arguments, "--cluster-enabled") == "yes"
+        assert option(arguments, "--cluster-require-full-coverage") == "no"
+        assert option(arguments, "--appendonly") == "yes"
+    init = services["redis-cluster-init"]
+    assert set(init["depends_on"]) == set(nodes)
+    assert "--cluster-replicas 1" in init["command"][0]
+    backend = services["im-backend-cluster"]
+    assert backend["depends_on"]["redis-cluster-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+    url = environment_of(backend)["LIMITER_REDIS_URL"]
+    address = ClusterAddress.parse(url)
+    assert {host for host, _ in address.nodes} <= set(nodes)
+    assert Settings(redis_url=url).redis_url == url

@@ -1,0 +1,183 @@
+"""Decisions through the Redis Cluster client next to the same decisions on the standalone
+server (issue 14): the same operations, the same process, rounds that alternate the two.
+
+    python -m bench.cluster [--url redis://127.0.0.1:6379/14] [--smoke]
+
+The cluster is ``LIMITER_BENCH_CLUSTER_URL``, or one this benchmark starts on free local ports
+(3 masters, 3 replicas: ``bench/redis_cluster.py``) and stops at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+from bench.common import Figure, Timing, cli, client, median_of, time_async, time_sync
+from bench.redis_cluster import BUS, LocalCluster
+from limiter import AsyncLimiter, Limiter, Settings
+from limiter.store.clients import sync_client
+
+APPS = tuple(f"14000{n:05d}" for n in range(12))  # spread over the shards
+OPERATIONS = ("register_users", "add_members", "add_friends")
+TARGET = 0.8
+CONCURRENCY = 50
+
+
+@contextmanager
+def cluster_url() -> Iterator[str]:
+    """``LIMITER_BENCH_CLUSTER_URL``, or a cluster of this run's own."""
+    given = os.environ.get("LIMITER_BENCH_CLUSTER_URL")
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="limiter-bench-cluster-") as folder:
+        owned = LocalCluster(Path(folder), port=_free_ports(6))
+        owned.start()
+        try:
+            yield owned.url
+        finally:
+            owned.stop()
+
+
+def _free_ports(n: int) -> int:
+    for base in range(12000, 22000, 10):
+        if all(_free(base + i) and _free(base + BUS + i) for i in range(n)):
+            return base
+    raise RuntimeError("no free ports for a cluster")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def settings(url: str) -> Settings:
+    return Settings(redis_url=url, cache_seconds=1.0, policies={}, outage="closed")
+
+
+def prepare(url: str) -> None:
+    """Pro apps, each with a group of unlimited size, on the store at ``url``."""
+    engine = Limiter.from_settings(settings(url))
+    for app in APPS:
+        engine.set_edition(app, "pro", purchased_on=engine.now().date())
+        engine.set_override(app, "group_members", None, group="g")
+        engine.create_group(app, "g", "Public", owner="owner")
+    engine.close()
+
+
+def calls(engine: Any) -> dict[str, Callable[[str], Callable[[int], Any]]]:
+    """Each measured call, given a tag that keeps its ids new; calls cycle over the apps."""
+
+    def app(i: int) -> str:
+        return APPS[i % len(APPS)]
+
+    return {
+        "register_users": lambda tag: lambda i: engine.register_users(app(i), [f"r{tag}-{i}"]),
+        "add_members": lambda tag: lambda i: engine.add_members(app(i), "g", [f"m{tag}-{i}"]),
+        "add_friends": lambda tag: (
+            lambda i: engine.add_friends(app(i), f"a{tag}-{i}", [f"b{tag}-{i}"])
+        ),
+    }
+
+
+Rounds = dict[tuple[str, str], list[Timing]]  # (store, operation) -> one timing per round
+
+
+def measure_sync(urls: dict[str, str], ops: int, rounds: int) -> Rounds:
+    engines = {name: Limiter.from_settings(settings(url)) for name, url in urls.items()}
+    found: Rounds = {}
+    tags = count()
+    for number in range(rounds):
+        order = list(urls) if number % 2 == 0 else list(urls)[::-1]
+        for operation in OPERATIONS:
+            for name in order:
+                run = calls(engines[name])[operation](f"s{next(tags)}")
+                found.setdefault((name, operation), []).append(time_sync(run, ops))
+    for engine in engines.values():
+        engine.close()
+    return found
+
+
+async def measure_async(urls: dict[str, str], ops: int, rounds: int) -> Rounds:
+    engines = {name: AsyncLimiter.from_settings(settings(url)) for name, url in urls.items()}
+    found: Rounds = {}
+    tags = count()
+    for number in range(rounds):
+        order = list(urls) if number % 2 == 0 else list(urls)[::-1]
+        for operation in OPERATIONS:
+            for name in order:
+                run = calls(engines[name])[operation](f"a{next(tags)}")
+                timing = await time_async(run, ops, CONCURRENCY)
+                found.setdefault((name, operation), []).append(timing)
+    for engine in engines.values():
+        await engine.aclose()
+    return found
+
+
+def run(url: str, smoke: bool) -> Figure:
+    rounds = 1 if smoke else 7
+    ops = 60 if smoke else 1500
+    figure = Figure(
+        "cluster",
+        "Decisions through the Redis Cluster client next to the standalone server",
+        ["mode", "call", "store", "ops/s", "p50 (us)", "p99 (us)", "x standalone"],
+    )
+    with cluster_url() as cluster:
+        urls = {"standalone": url, "cluster": cluster}
+        client(url).close()  # empties the benchmark database
+        sync_client(cluster).flushdb(target_nodes="primaries")
+        for store_url in urls.values():
+            prepare(store_url)
+        for mode, found in (
+            ("sync", measure_sync(urls, ops, rounds)),
+            (f"async, {CONCURRENCY} tasks", asyncio.run(measure_async(urls, ops, rounds))),
+        ):
+            for operation in OPERATIONS:
+                alone, spread = found[("standalone", operation)], found[("cluster", operation)]
+                ratio = statistics.median(
+                    c.ops_per_s / s.ops_per_s for c, s in zip(spread, alone, strict=True)
+                )
+                for name, timings, shown in (
+                    ("standalone", alone, 1.0),
+                    ("cluster", spread, ratio),
+                ):
+                    typical = median_of(timings)
+                    figure.rows.append(
+                        [
+                            mode,
+                            operation,
+                            name,
+                            typical.ops_per_s,
+                            typical.p50_us,
+                            typical.p99_us,
+                            shown,
+                        ]
+                    )
+                figure.at_least(f"{operation}, {mode}", ratio, TARGET)
+        sync_client(cluster).flushdb(target_nodes="primaries")
+    client(url).close()
+    figure.notes += [
+        f"{rounds} rounds of {ops} calls per store, operation and mode; within a round the two "
+        "stores run back to back (their order flips every round) and the ratio is the median "
+        "of the per-round ratios.",
+        f"Calls cycle over {len(APPS)} pro apps, spread over the cluster's 3 masters (each "
+        "app's keys on one), every call a real addition. The cluster is 3 masters and 3 "
+        "replicas on this machine, so each master shares the same 2 cores as the client; the "
+        "standalone server is the one the other benchmarks use.",
+        "The cluster client routes each call by its key's slot (a map it keeps), then sends "
+        "the same EVALSHA: what differs is redis-py's cluster path (slot lookup, per-node "
+        "connection pools).",
+    ]
+    return figure
+
+
+if __name__ == "__main__":
+    cli(run)
