@@ -116,7 +116,14 @@ class LocalCluster:
             *("--save", "", "--appendonly", "no", "--logfile", "redis.log"),
             *("--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"),
         ]
-        self.processes[port] = subprocess.Popen(arguments, start_new_session=True)
+        # nothing inherited: a node outlives `start` and must not hold its caller's pipes open
+        self.processes[port] = subprocess.Popen(
+            arguments,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def wait_healthy(self) -> None:
         """Until every node says the cluster is ok with all slots served and each replica is
