@@ -137,3 +137,24 @@ def test_an_empty_script_cache_is_filled_on_the_keys_node_only(cluster: Any) -> 
         assert loads == 0  # never a broadcast SCRIPT LOAD
         assert evals == (1 if primary.name == node.name else 0)
     engine.close()
+
+
+@pytest.mark.redis
+@pytest.mark.cluster
+def test_a_stale_map_of_the_slots_is_followed_to_the_right_node(cluster: Any) -> None:
+    """The blocking store sends a script straight to the node its map names; when the map is
+    stale (a slot moved, a failover), the node answers MOVED and the cluster client takes
+    the call there. Made stale here by pointing the app's slot at another master."""
+    engine = Limiter.from_settings(Settings(redis_url=CLUSTER_URL))
+    app, _, node = apps_on_two_masters(cluster)
+    engine.register_users(app, ["a"])
+    client = engine.store.client
+    slot = client.keyslot(LAYOUT.app(app).users)
+    wrong = next(n for n in client.get_primaries() if n.name != node.name)
+    client.nodes_manager.slots_cache[slot] = [wrong]
+
+    assert engine.register_users(app, ["b"]).added == ("b",)
+
+    assert client.get_node_from_key(LAYOUT.app(app).users).name == node.name  # map corrected
+    assert engine.usage(app).users == 2
+    engine.close()
