@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 import redis
+import redis.asyncio.cluster as aiocluster
 import redis.cluster
 from redis.exceptions import NoScriptError
 
@@ -86,6 +87,28 @@ def _outage(exc: Exception) -> StoreUnavailable | None:
     ):
         return StoreUnavailable(f"Redis unavailable: {exc}")
     return None
+
+
+async def _on_node(node: aiocluster.ClusterNode, request: Request, known: dict[str, Script]) -> Any:
+    """``request``'s reply from one cluster node (the first error of a pipeline is raised)."""
+    if isinstance(request, ScriptCall):
+        script, keys = known[request.script], request.keys
+        try:
+            return await node.execute_command(
+                "EVALSHA", script.sha, len(keys), *keys, *request.args
+            )
+        except NoScriptError:
+            return await node.execute_command(
+                "EVAL", script.source, len(keys), *keys, *request.args
+            )
+    commands = [
+        aiocluster.PipelineCommand(n, *command) for n, command in enumerate(request.commands)
+    ]
+    await node.execute_pipeline(commands)
+    for command in commands:
+        if isinstance(command.result, Exception):
+            raise command.result
+    return [command.result for command in commands]
 
 
 # What a call sent straight to a cluster node hands over to the cluster client: a moved slot,
@@ -244,6 +267,12 @@ class AsyncStore:
 
     async def execute(self, request: Request) -> Any:
         with _outages():
+            node = self._node_of(request)
+            if node is not None:
+                try:
+                    return request.decode(await _on_node(node, request, self._scripts))
+                except _REROUTE:
+                    pass  # as in SyncStore.execute: the cluster client takes the call over
             if isinstance(request, ScriptCall):
                 # As in SyncStore.execute: EVALSHA, and EVAL of the source on NOSCRIPT.
                 script, keys = self._scripts[request.script], request.keys
@@ -256,6 +285,20 @@ class AsyncStore:
             for command in request.commands:
                 pipe.execute_command(*command)
             return request.decode(await pipe.execute())
+
+    def _node_of(self, request: Request) -> aiocluster.ClusterNode | None:
+        """On a cluster, the node the client's map names for the request's first key (every
+        request names one app's keys, so one slot); None before the map is known. Sent there
+        straight, a call skips redis-py's asyncio cluster path, which refreshes a stale map
+        through one node whatever the call is for: while that node is down, the calls of
+        every shard failed."""
+        if not isinstance(self.client, aiocluster.RedisCluster):
+            return None
+        key = request.keys[0] if isinstance(request, ScriptCall) else request.commands[0][1]
+        try:
+            return self.client.get_node_from_key(str(key))
+        except redis.exceptions.SlotNotCoveredError:
+            return None
 
     async def close(self) -> None:
         await self.client.aclose()
