@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Figure, Timing, cli, client, median_of, time_async, time_sync
-from bench.redis_cluster import BUS, LocalCluster
+from bench.redis_cluster import LocalCluster, free_base_port
 from limiter import AsyncLimiter, Limiter, Settings
 from limiter.store.clients import sync_client
 
@@ -39,24 +38,12 @@ def cluster_url() -> Iterator[str]:
         yield given
         return
     with tempfile.TemporaryDirectory(prefix="limiter-bench-cluster-") as folder:
-        owned = LocalCluster(Path(folder), port=_free_ports(6))
+        owned = LocalCluster(Path(folder), port=free_base_port())
         owned.start()
         try:
             yield owned.url
         finally:
             owned.stop()
-
-
-def _free_ports(n: int) -> int:
-    for base in range(12000, 22000, 10):
-        if all(_free(base + i) and _free(base + BUS + i) for i in range(n)):
-            return base
-    raise RuntimeError("no free ports for a cluster")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def settings(url: str) -> Settings:
@@ -91,16 +78,23 @@ def calls(engine: Any) -> dict[str, Callable[[str], Callable[[int], Any]]]:
 Rounds = dict[tuple[str, str], list[Timing]]  # (store, operation) -> one timing per round
 
 
+def schedule(stores: list[str], rounds: int, prefix: str) -> Iterator[tuple[str, str, str]]:
+    """Each measurement in turn: the store, the operation, and a tag for new ids; the stores
+    run back to back for each operation, in an order that flips every round."""
+    tags = count()
+    for number in range(rounds):
+        order = stores if number % 2 == 0 else stores[::-1]
+        for operation in OPERATIONS:
+            for name in order:
+                yield name, operation, f"{prefix}{next(tags)}"
+
+
 def measure_sync(urls: dict[str, str], ops: int, rounds: int) -> Rounds:
     engines = {name: Limiter.from_settings(settings(url)) for name, url in urls.items()}
     found: Rounds = {}
-    tags = count()
-    for number in range(rounds):
-        order = list(urls) if number % 2 == 0 else list(urls)[::-1]
-        for operation in OPERATIONS:
-            for name in order:
-                run = calls(engines[name])[operation](f"s{next(tags)}")
-                found.setdefault((name, operation), []).append(time_sync(run, ops))
+    for name, operation, tag in schedule(list(urls), rounds, "s"):
+        run = calls(engines[name])[operation](tag)
+        found.setdefault((name, operation), []).append(time_sync(run, ops))
     for engine in engines.values():
         engine.close()
     return found
@@ -109,14 +103,9 @@ def measure_sync(urls: dict[str, str], ops: int, rounds: int) -> Rounds:
 async def measure_async(urls: dict[str, str], ops: int, rounds: int) -> Rounds:
     engines = {name: AsyncLimiter.from_settings(settings(url)) for name, url in urls.items()}
     found: Rounds = {}
-    tags = count()
-    for number in range(rounds):
-        order = list(urls) if number % 2 == 0 else list(urls)[::-1]
-        for operation in OPERATIONS:
-            for name in order:
-                run = calls(engines[name])[operation](f"a{next(tags)}")
-                timing = await time_async(run, ops, CONCURRENCY)
-                found.setdefault((name, operation), []).append(timing)
+    for name, operation, tag in schedule(list(urls), rounds, "a"):
+        run = calls(engines[name])[operation](tag)
+        found.setdefault((name, operation), []).append(await time_async(run, ops, CONCURRENCY))
     for engine in engines.values():
         await engine.aclose()
     return found

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import socket
@@ -169,6 +170,18 @@ class LocalCluster:
                 last = exc
             time.sleep(POLL_SECONDS)
         raise ClusterError(f"timed out after {START_SECONDS:.0f} s waiting for {what}: {last}")
+
+
+def free_base_port(count: int = 6) -> int:
+    """The first of ``count`` consecutive free ports on localhost whose cluster bus ports (port
+    + 10000) are free too, all below the ephemeral range (32768 up); random, so that clusters
+    started at the same time do not pick the same."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(11000, 22000 - count)
+        if not any(_listening(p) for i in range(count) for p in (base + i, base + BUS + i)):
+            return base
+    raise ClusterError("no free range of ports for a cluster")
 
 
 def _listening(port: int) -> bool:

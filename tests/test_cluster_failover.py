@@ -6,8 +6,6 @@ succeed again within 2 s of its replica's promotion; no acknowledged write is lo
 from __future__ import annotations
 
 import os
-import random
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ import pytest
 import redis
 import redis.cluster
 
-from bench.redis_cluster import BUS, ClusterError, LocalCluster, binaries
+from bench.redis_cluster import ClusterError, LocalCluster, binaries, free_base_port
 from limiter import AsyncLimiter, BatchResult, Limiter, Outcome, Settings, StoreUnavailable
 from limiter.store.keys import KeyLayout
 from tests.conftest import Engines
@@ -33,22 +31,6 @@ GIVE_UP_SECONDS = 20.0  # no promotion by then fails the test
 LAYOUT = KeyLayout()
 
 
-def free_base_port(count: int) -> int:
-    """The first of ``count`` consecutive free ports on localhost whose cluster bus ports (port
-    + 10000) are free too, all below the ephemeral range (32768 up)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(11000, 22000 - count)
-        if all(_free(base + i) and _free(base + BUS + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free range of ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     try:
@@ -58,7 +40,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
             pytest.fail(str(exc))
         pytest.skip(str(exc))
     owned = LocalCluster(
-        tmp_path / "cluster", port=free_base_port(6), node_timeout_ms=NODE_TIMEOUT_MS
+        tmp_path / "cluster", port=free_base_port(), node_timeout_ms=NODE_TIMEOUT_MS
     )
     owned.start()
     yield owned
