@@ -46,6 +46,13 @@ def cluster_url() -> Iterator[str]:
             owned.stop()
 
 
+def empty(url: str) -> None:
+    """Flush every master of the cluster at ``url``."""
+    cluster = sync_client(url)
+    cluster.flushdb(target_nodes="primaries")
+    cluster.close()
+
+
 def settings(url: str) -> Settings:
     return Settings(redis_url=url, cache_seconds=1.0, policies={}, outage="closed")
 
@@ -122,7 +129,7 @@ def run(url: str, smoke: bool) -> Figure:
     with cluster_url() as cluster:
         urls = {"standalone": url, "cluster": cluster}
         client(url).close()  # empties the benchmark database
-        sync_client(cluster).flushdb(target_nodes="primaries")
+        empty(cluster)
         for store_url in urls.values():
             prepare(store_url)
         for mode, found in (
@@ -151,7 +158,7 @@ def run(url: str, smoke: bool) -> Figure:
                         ]
                     )
                 figure.at_least(f"{operation}, {mode}", ratio, TARGET)
-        sync_client(cluster).flushdb(target_nodes="primaries")
+        empty(cluster)
     client(url).close()
     figure.notes += [
         f"{rounds} rounds of {ops} calls per store, operation and mode; within a round the two "

@@ -17,7 +17,7 @@ from limiter.errors import ConfigurationError
 from limiter.store.keys import KeyLayout
 from limiter.store.redis import _outage
 from limiter.urls import ClusterAddress
-from tests.conftest import CLUSTER_URL, real_client_or_skip
+from tests.conftest import CLUSTER_URL, flush, real_client_or_skip
 
 LAYOUT = KeyLayout()
 
@@ -84,7 +84,7 @@ def test_moved_to_a_plain_client_says_to_use_a_cluster_url() -> None:
 def cluster() -> Iterator[Any]:
     client = real_client_or_skip(CLUSTER_URL)
     yield client
-    client.flushdb(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    flush(client)
     client.close()
 
 
