@@ -88,7 +88,8 @@ class LocalCluster:
         )
 
     def _start(self, server: str, cli: str) -> None:
-        for port in self.ports:
+        for port in self.ports:  # a new cluster: no node remembers an earlier one
+            (self.directory / str(port) / "nodes.conf").unlink(missing_ok=True)
             self.start_node(port, server)
         for port in self.ports:
             self._wait(lambda p=port: self.client(p).ping(), f"node {port} to answer")
