@@ -6,6 +6,7 @@ daily active user (100,000 of each), for one 6,000-member group, and for a month
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,15 +21,13 @@ from limiter.testing import ManualClock
 APP = "1400000043"
 BEIJING = timezone(timedelta(hours=8))
 DAY = datetime(2026, 11, 26, 12, 0, tzinfo=BEIJING)
-GROUP_SIZE = 200  # the memberships are in pro-size groups
+GROUP_SIZES = (20, 200)  # memberships in trial-size and pro-size groups
 BIG_GROUP = 6000
-SMALL_GROUP = 20  # a trial group: alone in its app, its sets stay listpacks
-ROUNDS = 3
-GROUP_KEYS = (
-    "members",
-    "joined",
-    "groups",
-)  # fills per data set: the used_memory growth reported is their median
+SMALL_GROUP = 20
+BIG_LIST = 3000  # one user's friend list of this many, both ways
+ROUNDS = 3  # fills per data set: the used_memory growth reported is their median
+FRIEND_KEYS = ("friends", "friended_by")
+GROUP_KEYS = ("members", "joined", "groups")
 ENGINE_LOGINS = 1000  # DAU: the first logins through the engine's script, the rest pipelined
 
 
@@ -57,27 +56,40 @@ def measure(engine: Limiter, redis_client: redis.Redis, fill: Callable[[], list[
         deltas.append(int(redis_client.info("memory")["used_memory"]) - before)
     usage = sum(redis_client.memory_usage(key, samples=0) or 0 for key in keys)
     base = keys_of(engine, APP).base
-    encodings = {key.removeprefix(base): str(redis_client.object("encoding", key)) for key in keys}
-    return Measured(encodings, usage, sorted(deltas)[ROUNDS // 2])
+    encodings: Counter[str] = Counter()
+    for key in keys:  # per namespace: "members:0:group-1" counts as "members"
+        name = key.removeprefix(base).partition(":")[0]
+        encodings[f"{name} {redis_client.object('encoding', key)}"] += 1
+    return Measured(dict(encodings), usage, sorted(deltas)[ROUNDS // 2])
 
 
 def friendships(count: int) -> Iterator[Record]:
     """``count`` both-way friendships: user n befriends the next 1..10 users (in a ring of
-    count / 10), so 2 x count friend-list entries, each kept twice (friends, friended_by)."""
+    count / 10: about 20 friends each), so 2 x count friend-list entries, each kept twice
+    (friends, friended_by); the users are accounts."""
     ring = max(25, count // 10)
+    yield from accounts(ring)
     for n in range(count):
         user, step = n % ring, 1 + n // ring
         yield FriendRecord(user_id(user), user_id((user + step) % ring), both_ways=True)
 
 
-def memberships(count: int, size: int = GROUP_SIZE) -> Iterator[Record]:
+def memberships(count: int, size: int) -> Iterator[Record]:
     """``count`` memberships (owner included) in groups of ``size``; each of count / 20 users
     is in about 20 of them."""
     people = max(size, count // 20)
+    yield from accounts(people)
     for g, start in enumerate(range(0, count, size)):
         first = g * 37
         members = [user_id((first + i) % people) for i in range(min(size, count - start))]
         yield GroupRecord(f"group-{g:08d}", "Public", tuple(members[1:]), owner=members[0])
+
+
+def big_list(count: int) -> Iterator[Record]:
+    """One user befriended both ways by ``count`` others (each with that one friend)."""
+    yield from accounts(count + 1)
+    for n in range(1, count + 1):
+        yield FriendRecord(user_id(0), user_id(n), both_ways=True)
 
 
 def accounts(count: int) -> Iterator[Record]:
@@ -120,20 +132,31 @@ def run(url: str, smoke: bool) -> Figure:
 
         def fill() -> list[str]:
             engine.reconcile(APP, records())
-            return [getattr(keys, name) for name in names]
+            found = redis_client.scan_iter(match=keys.base + "*", count=10_000)
+            return [key for key in found if key.removeprefix(keys.base).partition(":")[0] in names]
 
         return fill
 
     cases: list[tuple[str, int, Callable[[], list[str]]]] = [
         (
-            "friendship (both ways: 2 list entries, each kept in friends and friended_by)",
+            "friendship, about 20 friends per user (both ways: 2 list entries, each kept in "
+            "friends and friended_by)",
             count,
-            reconciled(lambda: friendships(count), "friends", "friended_by"),
+            reconciled(lambda: friendships(count), *FRIEND_KEYS),
         ),
         (
-            f"group membership (groups of {GROUP_SIZE}; in members and joined, + groups hash)",
-            count,
-            reconciled(lambda: memberships(count), *GROUP_KEYS),
+            f"friendship: one {BIG_LIST:,}-friend list (both ways)",
+            BIG_LIST,
+            reconciled(lambda: big_list(BIG_LIST), *FRIEND_KEYS),
+        ),
+        *(
+            (
+                f"group membership, groups of {size}, about 20 groups per user (members and "
+                "joined, + the groups hash)",
+                count,
+                reconciled(lambda size=size: memberships(count, size), *GROUP_KEYS),  # type: ignore[misc]
+            )
+            for size in GROUP_SIZES
         ),
         (
             f"one {BIG_GROUP:,}-member group, alone in its app",
@@ -180,25 +203,24 @@ def run(url: str, smoke: bool) -> Figure:
             ]
         )
     redis_client.flushdb()
-    skiplist, listpack = (row[4] for row in figure.rows if "alone" in row[0])
-    config = {**redis_client.config_get("zset-max-*"), **redis_client.config_get("set-max-*")}
+    hashtable, listpack = (row[4] for row in figure.rows if "alone" in row[0])
+    config = {**redis_client.config_get("hash-max-*"), **redis_client.config_get("set-max-*")}
     settings = ", ".join(f"{name} {value}" for name, value in sorted(config.items()))
     figure.notes += [
-        "Ids: users `user-NNNNNNNNNN` (15 bytes), groups `group-NNNNNNNN` (14 bytes); an entry "
-        "of a relation set is `a\\0b`, so its bytes grow with the ids' length.",
+        "Ids: users `user-NNNNNNNNNN` (15 bytes), groups `group-NNNNNNNN` (14 bytes). Each "
+        "relation is a field (the other id, value empty) of one hash per user or group "
+        "(limiter/store/keys.py); keys (encoding) counts the keys per namespace.",
         "MEMORY USAGE ... SAMPLES 0 is exact (every element), for the keys named; the "
         "used_memory delta is the whole server's growth while the data was written (it also "
         "counts the engine's small keys, and on a shared server other clients' writes).",
-        "Encodings: a sorted set stays a compact listpack (one allocation, entries packed) "
-        "while it has at most zset-max-listpack-entries entries of at most "
-        "zset-max-listpack-value bytes; past either it becomes a skiplist plus a hash table "
-        f"({skiplist / listpack:.1f} times the bytes per membership here: the "
-        f"{BIG_GROUP:,}-member group against the {SMALL_GROUP}-member one). Relation sets "
-        "are app-wide (one per relation, not one per user or group), so any app past 128 "
-        "friend-list entries or memberships pays the skiplist rate; a set of non-integer ids "
-        f"(accounts, a day's DAU) is a hash table. This server: {settings}.",
-        "The 6,000-member group alone in its app: a group costs what its memberships cost, at "
-        "the same rate as in a big app (the sets are app-wide).",
+        "Encodings: a hash stays a compact listpack (one allocation, fields packed) while it "
+        "has at most hash-max-listpack-entries fields of at most hash-max-listpack-value "
+        "bytes; past either it becomes a hash table, which costs more per field "
+        f"({hashtable / listpack:.1f} times the bytes per membership here: the "
+        f"{BIG_GROUP:,}-member group against the {SMALL_GROUP}-member one). A user's lists and "
+        "a group's members are separate keys, so only the big ones pay the hash-table rate; "
+        f"a set of non-integer ids (accounts, a day's DAU) is a hash table. This server: "
+        f"{settings}.",
     ]
     redis_client.close()
     return figure

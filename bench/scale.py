@@ -3,9 +3,10 @@
 
     python -m bench.scale [--url redis://127.0.0.1:6379/14] [--smoke]
 
-The app's data is written straight into the key layout of ``limiter.store.keys`` with pipelined
-commands (what the scripts would have written, much faster), growing from one size to the
-next; at each size the decisions are timed against a bare EVALSHA as in ``bench.decisions``.
+The app's data is written straight into the key layout of ``limiter.store.keys`` (generation
+"0", one hash per user and per group) with pipelined commands (what the scripts would have
+written, much faster), growing from one size to the next; at each size the decisions are timed
+against a bare EVALSHA as in ``bench.decisions``.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import redis
 from bench.common import Figure, cli, client, keys_of, median_of
 from bench.decisions import BASELINES, OPERATIONS, TRIVIAL, Sync, interleaved, ratios, settings
 from limiter import Limiter, SyncStore
-from limiter.store.keys import AppKeys
+from limiter.store.keys import AppKeys, entity
 
 APP = "bench-scale"
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 GROUP_SIZE = 10  # members per loaded group: users / 10 groups
 ENTRIES_PER_COMMAND = 1_000
-COMMANDS_PER_ROUND_TRIP = 20
+COMMANDS_PER_ROUND_TRIP = 20_000
 TARGET = 0.85
 
 
@@ -52,11 +53,11 @@ def load(redis_client: redis.Redis, keys: AppKeys, day_key: str, start: int, sto
         names = [user(n) for n in ids]
         pipe.sadd(keys.users, *names)
         pipe.sadd(day_key, *names)
-        friendships = [f"{user(n)}\0{user(n ^ 1)}" for n in ids]
-        pipe.zadd(keys.friends, dict.fromkeys(friendships, 0))
-        pipe.zadd(keys.friended_by, dict.fromkeys(friendships, 0))
-        pipe.zadd(keys.members, {f"{group(n // GROUP_SIZE)}\0{user(n)}": 0 for n in ids})
-        pipe.zadd(keys.joined, {f"{user(n)}\0{group(n // GROUP_SIZE)}": 0 for n in ids})
+        for n in ids:
+            pipe.hset(entity(keys.friends, "0", user(n)), user(n ^ 1), "")
+            pipe.hset(entity(keys.friended_by, "0", user(n)), user(n ^ 1), "")
+            pipe.hset(entity(keys.joined, "0", user(n)), group(n // GROUP_SIZE), "")
+            pipe.hset(entity(keys.members, "0", group(n // GROUP_SIZE)), user(n), "")
         owned = {group(n // GROUP_SIZE): "Public" for n in ids if n % GROUP_SIZE == 0}
         if owned:
             pipe.hset(keys.groups, mapping=owned)

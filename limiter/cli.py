@@ -29,6 +29,8 @@ from limiter.schemas import (
     AuditLog,
     BillView,
     HealthView,
+    MigrationsView,
+    MigrationView,
     MonthlyUsageView,
     OverLimitReport,
     ReconcileView,
@@ -232,6 +234,14 @@ def print_report(report: ReconcileReport, actor: str) -> None:
     rows = [(name, str(d.before), str(d.after), str(d.added), str(d.removed)) for name, d in drifts]
     print_table(("counted", "before", "after", "added", "removed"), rows, numeric={1, 2, 3, 4})
     print(f"groups retyped: {report.groups_retyped}")
+    orphans = report.orphans
+    if orphans.accounts:
+        named = ", ".join(orphans.ids[:10]) + (", ..." if orphans.accounts > 10 else "")
+        print(
+            f"orphans dropped: {orphans.friendships} friend-list entries and "
+            f"{orphans.memberships} memberships of {orphans.accounts} ids that are not "
+            f"accounts ({named})"
+        )
     print()
     if not report.changes:
         print("no user's or group's count changed")
@@ -307,6 +317,38 @@ def run_health(context: Context) -> int:
     return 0
 
 
+# -- migrate ----------------------------------------------------------------------------------
+
+
+def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("apps", metavar="APP", nargs="*", help="the apps' SDKAppIDs")
+    parser.add_argument(
+        "--all", action="store_true", help="every app found in the old layout (walks all keys)"
+    )
+    _json_argument(parser)
+
+
+def run_migrate(context: Context) -> int:
+    """Convert apps from limiter 0.1's relation layout, one at a time, each chunk by chunk:
+    safe to stop and to run again (what was moved is not moved twice)."""
+    args = context.args
+    if bool(args.apps) == args.all:
+        raise InvalidRequest("apps", "name the apps to migrate, or give --all (not both)")
+    apps = context.limiter.apps_in_old_layout() if args.all else args.apps
+    done = []
+    for app in apps:
+        migrated = context.limiter.migrate(app)
+        done.append(MigrationView.of(migrated))
+        if not args.json:
+            moved = ", ".join(f"{name} {count}" for name, count in migrated.moved.items())
+            print(f"app {app}: moved {migrated.total} relation entries ({moved})")
+    if args.json:
+        print_json(MigrationsView(items=done))
+    elif not apps:
+        print("no app holds relations in the old layout")
+    return 0
+
+
 # -- the command line -------------------------------------------------------------------------
 
 COMMANDS: tuple[Command, ...] = (
@@ -325,6 +367,12 @@ COMMANDS: tuple[Command, ...] = (
         run_over_limit,
     ),
     Command("audit", "the latest plan changes, newest first", _audit_arguments, run_audit),
+    Command(
+        "migrate",
+        "convert apps from limiter 0.1's relation layout (resumable, safe to run twice)",
+        _migrate_arguments,
+        run_migrate,
+    ),
     Command(
         "health",
         "whether the store answers, and since when its data set exists (a flush resets it)",

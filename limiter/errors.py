@@ -50,7 +50,8 @@ class OutsideRetention(InvalidRequest):
 
 
 class PlanConflict(LimiterError):
-    """A plan change that the app's current state does not allow; nothing was changed."""
+    """A change that the app's current state does not allow (a plan change, or a reconcile
+    that another one overtook); nothing was changed."""
 
 
 class GroupNotFound(LimiterError):

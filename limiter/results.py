@@ -159,6 +159,20 @@ class OverLimit:
 
 
 @dataclass(frozen=True)
+class Migrated:
+    """What ``migrate`` moved from the relation layout of limiter 0.1 (app-wide sorted sets)
+    into the per-entity keys: entries per relation (friends, friended_by, members, joined,
+    joined_free). All zero: nothing was left in the old layout."""
+
+    app: str
+    moved: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.moved.values())
+
+
+@dataclass(frozen=True)
 class DataStatus:
     """What one engine knows about its data set."""
 

@@ -13,9 +13,9 @@ from limiter.errors import Refusal, Scope
 from limiter.limits import APP_LIMITS, EffectiveLimits, Status
 from limiter.metering import MonthlyUsage
 from limiter.plan import ExpansionGrant, Override, PlanState
-from limiter.reconcile import ReconcileReport
+from limiter.reconcile import Orphans, ReconcileReport
 from limiter.reconcile.report import CountChange, Drift
-from limiter.results import AuditEntry, DataStatus, OverLimit, Usage
+from limiter.results import AuditEntry, DataStatus, Migrated, OverLimit, Usage
 
 
 class _View(BaseModel):
@@ -192,6 +192,7 @@ class ReconcileView(BaseModel):
     changes: list[CountChange]
     changes_total: int
     truncated: bool
+    orphans: Orphans
 
     @classmethod
     def of(cls, report: ReconcileReport) -> "ReconcileView":
@@ -206,7 +207,24 @@ class ReconcileView(BaseModel):
             changes=list(report.changes),
             changes_total=report.changes_total,
             truncated=report.truncated,
+            orphans=report.orphans,
         )
+
+
+class MigrationView(BaseModel):
+    """What a migration moved into the per-entity layout, per app: entries per relation."""
+
+    app_id: str
+    moved: dict[str, int]
+    total: int
+
+    @classmethod
+    def of(cls, migrated: Migrated) -> "MigrationView":
+        return cls(app_id=migrated.app, moved=migrated.moved, total=migrated.total)
+
+
+class MigrationsView(BaseModel):
+    items: list[MigrationView]
 
 
 # -- metering and billing ---------------------------------------------------------------------

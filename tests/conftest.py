@@ -25,7 +25,7 @@ from redis.exceptions import RedisClusterException
 
 from limiter import AsyncLimiter, AsyncStore, Catalog, Limiter, Settings, SyncStore
 from limiter.store.clients import async_client, sync_client
-from limiter.store.keys import AppKeys, KeyLayout
+from limiter.store.keys import NAMESPACES, AppKeys, KeyLayout
 from limiter.testing import ManualClock
 
 pytest_plugins = ["tests.figures"]
@@ -204,6 +204,28 @@ def client(backend: Backend) -> Iterator[redis.Redis]:
 def keys_of(engine: Any, app: str) -> AppKeys:
     """The Redis keys of ``app`` under the engine's key prefix, to read what scripts store."""
     return KeyLayout(engine.settings.key_prefix).app(app)
+
+
+def forget_app(client: Any, app: str, prefix: str = "limiter") -> None:
+    """Delete every key of one app (only its: other tests may share the database)."""
+    keys = all_keys(client, f"{prefix}:{{{app}}}:*")
+    if keys:
+        client.delete(*keys)
+
+
+def rebuild_keys(client: Any, app: str, prefix: str = "limiter") -> list[str]:
+    """The keys of an app that belong to a reconcile, not to its live state: a rebuild's
+    indexes, the ``rebuilds`` hash, and relation keys of any generation but the live one."""
+    base = f"{prefix}:{{{app}}}:"
+    live = client.get(base + "gen") or "0"
+    found = []
+    for key in all_keys(client, base + "*"):
+        name, _, rest = key.removeprefix(base).partition(":")
+        if name in ("rebuild", "rebuilds") or (
+            name in NAMESPACES and rest.partition(":")[0] != live
+        ):
+            found.append(key)
+    return sorted(found)
 
 
 def at(*parts: int) -> datetime:

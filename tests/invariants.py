@@ -20,10 +20,8 @@ import redis
 from limiter import Limiter
 from limiter.catalog import Catalog
 from limiter.limits import EffectiveLimits, Limit
-from limiter.store.keys import AppKeys
-from tests.conftest import keys_of
-
-SEP = "\0"
+from limiter.store.keys import AppKeys, entity
+from tests.conftest import all_keys, keys_of
 
 Pair = tuple[str, str]
 # (scope, id, limit) -> the most that entity may hold: what it held when a lowered limit left
@@ -66,6 +64,7 @@ class _Stored:
     """The app's relation keys as Python sets, as Redis holds them."""
 
     users: set[str]
+    strays: set[str]
     groups: dict[str, str]
     av_rooms: set[str]
     members: set[Pair]
@@ -75,30 +74,84 @@ class _Stored:
     friended_by: set[Pair]
 
 
-def _pairs(client: redis.Redis, key: str, tally: _Tally) -> set[Pair]:
-    """Every entry "a\\0b" of a relation zset as (a, b); a bad score or shape is a breach."""
+def generation(client: redis.Redis, keys: AppKeys) -> str:
+    """The app's live relation generation."""
+    return cast("str | None", client.get(keys.gen)) or "0"
+
+
+def relation_key(client: redis.Redis, keys: AppKeys, name: str, subject: str) -> str:
+    """The live key of one user's or group's relations in namespace ``name`` (e.g. "friends")."""
+    return entity(getattr(keys, name), generation(client, keys), subject)
+
+
+def relation_count(client: redis.Redis, keys: AppKeys, name: str, subject: str) -> int:
+    return cast("int", client.hlen(relation_key(client, keys, name, subject)))
+
+
+def link(client: redis.Redis, keys: AppKeys, name: str, a: str, b: str) -> None:
+    """Store b in a's relations of ``name`` directly (to plant a state)."""
+    client.hset(relation_key(client, keys, name, a), b, "")
+
+
+def unlink(client: redis.Redis, keys: AppKeys, name: str, a: str, b: str) -> None:
+    client.hdel(relation_key(client, keys, name, a), b)
+
+
+def stored_pairs(
+    client: redis.Redis, keys: AppKeys, name: str, tally: _Tally | None = None
+) -> set[Pair]:
+    """Every relation (subject, other) of namespace ``name`` in the live generation, read from
+    the per-entity keys themselves (found by a scan, not through the app's indexes); a key
+    that is not a hash of empty values is a breach (``malformed``), reported to ``tally`` or
+    raised."""
+    own = tally is None
+    tally = _Tally() if tally is None else tally
+    prefix = entity(getattr(keys, name), generation(client, keys), "")
     found = set()
-    stored = cast("list[tuple[str, float]]", client.zrange(key, 0, -1, withscores=True))
-    for entry, score in stored:
-        a, _, b = entry.partition(SEP)
-        well_formed = score == 0 and bool(a) and bool(b) and SEP not in b
-        tally.expect(well_formed, "malformed", f"{key} holds {entry!r} (score {score})")
-        if well_formed:
-            found.add((a, b))
+    for key in sorted(all_keys(client, prefix + "*")):
+        subject = key[len(prefix) :]
+        kind = client.type(key)
+        tally.expect(kind == "hash", "malformed", f"{key} is a {kind}")
+        if kind != "hash":
+            continue
+        for other, value in cast("dict[str, str]", client.hgetall(key)).items():
+            well_formed = value == "" and bool(other)
+            tally.expect(well_formed, "malformed", f"{key} holds {other!r}: {value!r}")
+            if well_formed:
+                found.add((subject, other))
+    if own and tally.violations:
+        raise AssertionError(tally.violations)
     return found
 
 
 def _read(client: redis.Redis, keys: AppKeys, tally: _Tally) -> _Stored:
+    def pairs(name: str) -> set[Pair]:
+        return stored_pairs(client, keys, name, tally)
+
     return _Stored(
         users={str(user) for user in client.smembers(keys.users)},
+        strays={str(user) for user in client.smembers(keys.strays)},
         groups={str(group): str(kind) for group, kind in client.hgetall(keys.groups).items()},
         av_rooms={str(group) for group in client.smembers(keys.av_rooms)},
-        members=_pairs(client, keys.members, tally),
-        joined=_pairs(client, keys.joined, tally),
-        joined_free=_pairs(client, keys.joined_free, tally),
-        friends=_pairs(client, keys.friends, tally),
-        friended_by=_pairs(client, keys.friended_by, tally),
+        members=pairs("members"),
+        joined=pairs("joined"),
+        joined_free=pairs("joined_free"),
+        friends=pairs("friends"),
+        friended_by=pairs("friended_by"),
     )
+
+
+def _check_index(stored: _Stored, tally: _Tally) -> None:
+    """Every id that holds relation keys is registered or listed in ``strays`` (so the app's
+    keys can be found without a scan), and no registered account is a stray."""
+    holders = {a for pairs in (stored.friends, stored.friended_by) for a, _ in pairs}
+    holders |= {a for a, _ in stored.joined | stored.joined_free}
+    for user in sorted(holders):
+        tally.expect(
+            user in stored.users or user in stored.strays, "unindexed", f"{user!r} holds relations"
+        )
+    for user in sorted(stored.strays & stored.users):
+        tally.expect(False, "unindexed", f"{user!r} is registered and a stray")
 
 
 def _counted(catalog: Catalog, group_type: str) -> bool | None:
@@ -251,6 +304,7 @@ def check_app(
     """
     tally = _Tally()
     stored = _read(client, keys_of(engine, app), tally)
+    _check_index(stored, tally)
     _check_memberships(stored, engine.catalog, tally)
     _check_friends(stored, one_way_pairs, tally)
     _check_limits(engine, app, stored, grandfathered or {}, tally)

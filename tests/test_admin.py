@@ -574,6 +574,7 @@ EXPECTED_REPORT = {
     ],
     "changes_total": 3,
     "truncated": False,
+    "orphans": {"accounts": 0, "friendships": 0, "memberships": 0, "ids": []},
 }
 
 

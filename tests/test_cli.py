@@ -270,6 +270,7 @@ EXPECTED_REPORT = {
     ],
     "changes_total": 3,
     "truncated": False,
+    "orphans": {"accounts": 0, "friendships": 0, "memberships": 0, "ids": []},
 }
 
 
@@ -564,7 +565,7 @@ def test_usage_errors_exit_2_from_argparse(
     status, out, _ = run(engine, capsys, "--help")
     assert status == 0
     listed = [line.split()[0] for line in out.splitlines() if line[:4] == "    " != line[4:8]]
-    assert listed == ["usage", "bill", "reconcile", "over-limit", "audit", "health"]
+    assert listed == ["usage", "bill", "reconcile", "over-limit", "audit", "migrate", "health"]
 
 
 def test_an_unreachable_store_exits_1_without_a_traceback(

@@ -20,13 +20,13 @@ import pytest
 import redis
 
 from limiter import Limiter, Outcome, Refusal, Refused, Settings
-from limiter.store.keys import AppKeys, KeyLayout
-from tests.conftest import keys_of, real_client_or_skip
+from limiter.store.keys import AppKeys
+from tests.conftest import forget_app, keys_of, real_client_or_skip
+from tests.invariants import relation_count, stored_pairs
 
 pytestmark = pytest.mark.redis
 
 WORKERS = 4
-SEP = "\0"
 BARRIER_SECONDS = 60
 RESULT_SECONDS = 120
 
@@ -181,35 +181,16 @@ def race(
 
 def forget(client: redis.Redis, app: str) -> None:
     """Delete this app's keys (only them: other tests may share the database) and disconnect."""
-    client.delete(*KeyLayout().app(app).fixed())
+    forget_app(client, app)
     client.close()
-
-
-def entries(client: redis.Redis, key: str) -> set[tuple[str, str]]:
-    """Every relation "a\\0b" of a zset, as (a, b); all scores must be 0."""
-    found = set()
-    for entry, score in client.zrange(key, 0, -1, withscores=True):
-        assert score == 0, (key, entry, score)
-        a, sep, b = entry.partition(SEP)
-        assert sep, (key, entry)
-        assert a, (key, entry)
-        assert b, (key, entry)
-        assert SEP not in b, (key, entry)
-        found.add((a, b))
-    return found
-
-
-def lex_count(client: redis.Redis, key: str, subject: str) -> int:
-    count: int = client.zlexcount(key, f"[{subject}{SEP}", f"({subject}\1")
-    return count
 
 
 def assert_memberships_consistent(client: redis.Redis, keys: AppKeys) -> set[tuple[str, str]]:
     """members holds (g, u) exactly when joined or joined_free holds (u, g), no group is
     missing from the groups hash, and nobody is in both joined sets; returns members."""
-    members = entries(client, keys.members)
-    joined = entries(client, keys.joined)
-    joined_free = entries(client, keys.joined_free)
+    members = stored_pairs(client, keys, "members")
+    joined = stored_pairs(client, keys, "joined")
+    joined_free = stored_pairs(client, keys, "joined_free")
     assert not joined & joined_free
     assert {(g, u) for u, g in joined | joined_free} == members
     assert {g for g, _ in members} <= set(client.hkeys(keys.groups))
@@ -218,8 +199,8 @@ def assert_memberships_consistent(client: redis.Redis, keys: AppKeys) -> set[tup
 
 def assert_friends_consistent(client: redis.Redis, keys: AppKeys) -> set[tuple[str, str]]:
     """friended_by is exactly the reverse of friends; returns friends."""
-    friends = entries(client, keys.friends)
-    friended_by = entries(client, keys.friended_by)
+    friends = stored_pairs(client, keys, "friends")
+    friended_by = stored_pairs(client, keys, "friended_by")
     assert {(b, a) for a, b in friends} == friended_by
     return friends
 
@@ -273,12 +254,12 @@ def test_group_fill_race_takes_exactly_the_free_seats(real_url: str) -> None:
         assert usage is not None
         assert usage.members == 20
         keys = keys_of(engine, app)
-        assert lex_count(client, keys.members, group) == 20
+        assert relation_count(client, keys, "members", group) == 20
         members = assert_memberships_consistent(client, keys)
         assert members == {(group, user) for user in (owner, *initial, *added)}
         for user in (owner, *initial, *added):
-            assert lex_count(client, keys.joined, user) == 1
-        assert client.zcard(keys.joined_free) == 0
+            assert relation_count(client, keys, "joined", user) == 1
+        assert not stored_pairs(client, keys, "joined_free")
     finally:
         engine.close()
         forget(client, app)
@@ -331,10 +312,12 @@ def test_friend_race_from_both_sides_stays_symmetric_and_within_limits(real_url:
         friends = assert_friends_consistent(client, keys)
         assert friends == {(b, a) for a, b in friends}  # symmetric
         for user in users:
-            assert lex_count(client, keys.friends, user) <= 20
-            assert engine.user_usage(app, user).friends == lex_count(client, keys.friends, user)
+            assert relation_count(client, keys, "friends", user) <= 20
+            assert engine.user_usage(app, user).friends == relation_count(
+                client, keys, "friends", user
+            )
         for hub in hubs:
-            assert lex_count(client, keys.friends, hub) == 20
+            assert relation_count(client, keys, "friends", hub) == 20
 
         # Every refusal saw a full list (never over-full) of the user it names.
         refusals = [record for record in records if record[3] == str(Outcome.REFUSED)]
@@ -396,11 +379,11 @@ def test_groups_per_user_race_stops_at_the_override(real_url: str) -> None:
 
         keys = keys_of(engine, app)
         members = assert_memberships_consistent(client, keys)
-        counted = lex_count(client, keys.joined, user)
+        counted = relation_count(client, keys, "joined", user)
         assert counted == 5
         holding = {group for group, member in members if member == user}
         assert len(holding) == counted
-        joined = entries(client, keys.joined)
+        joined = stored_pairs(client, keys, "joined")
         assert holding == {group for member, group in joined if member == user}
         assert engine.user_usage(app, user).groups == 5
 
@@ -419,11 +402,11 @@ def test_groups_per_user_race_stops_at_the_override(real_url: str) -> None:
         assert set(client.hkeys(keys.groups)) == set(existing) | made
         for group in created - made:
             assert engine.group_usage(app, group) is None
-            assert lex_count(client, keys.members, group) == 0
+            assert relation_count(client, keys, "members", group) == 0
         for group in made:
-            assert lex_count(client, keys.members, group) == 2
+            assert relation_count(client, keys, "members", group) == 2
         for creator in creators:
-            assert lex_count(client, keys.joined, creator) <= 1
+            assert relation_count(client, keys, "joined", creator) <= 1
     finally:
         engine.close()
         forget(client, app)

@@ -28,9 +28,9 @@ from limiter import GroupExists, GroupNotFound, Limiter, Refusal, Refused, Setti
 from limiter.results import Item, OverLimit
 from limiter.store.keys import AppKeys
 from limiter.testing import ManualClock
-from tests.conftest import Backend, keys_of, real_client_or_skip
+from tests.conftest import Backend, forget_app, keys_of, real_client_or_skip
 from tests.figures import Recorder
-from tests.invariants import SEP, check_app
+from tests.invariants import check_app, link, relation_key, unlink
 from tests.test_races import forget, race
 
 APP = "race-scale"
@@ -396,36 +396,28 @@ def _planted(*rules: str) -> Callable[[Plant], Plant]:
     return register
 
 
-def _link(client: redis.Redis, key: str, a: str, b: str) -> None:
-    client.zadd(key, {f"{a}{SEP}{b}": 0})
-
-
-def _unlink(client: redis.Redis, key: str, a: str, b: str) -> None:
-    client.zrem(key, f"{a}{SEP}{b}")
-
-
 def _join(client: redis.Redis, keys: AppKeys, user: str, group: str) -> None:
     """A membership stored correctly on both sides (for a counted group type)."""
-    _link(client, keys.members, group, user)
-    _link(client, keys.joined, user, group)
+    link(client, keys, "members", group, user)
+    link(client, keys, "joined", user, group)
 
 
 def _befriend(client: redis.Redis, keys: AppKeys, a: str, b: str) -> None:
     """b in a's list, stored correctly in both indexes."""
-    _link(client, keys.friends, a, b)
-    _link(client, keys.friended_by, b, a)
+    link(client, keys, "friends", a, b)
+    link(client, keys, "friended_by", b, a)
 
 
 @_planted("member_without_join")
 def _on_the_groups_side_only(client: redis.Redis, keys: AppKeys) -> None:
     """a membership on the group's side only"""
-    _link(client, keys.members, "room", "c")
+    link(client, keys, "members", "room", "c")
 
 
 @_planted("join_without_member")
 def _on_the_users_side_only(client: redis.Redis, keys: AppKeys) -> None:
     """a membership on the user's side only"""
-    _link(client, keys.joined, "d", "room")
+    link(client, keys, "joined", "d", "room")
 
 
 @_planted("member_without_join", "join_without_member")
@@ -434,7 +426,7 @@ def _av_room_counted(client: redis.Redis, keys: AppKeys) -> None:
     _join(client, keys, "a", "live")
 
 
-@_planted("member_not_registered")
+@_planted("member_not_registered", "unindexed")
 def _unregistered_member(client: redis.Redis, keys: AppKeys) -> None:
     """a member never registered"""
     _join(client, keys, "zed", "room")
@@ -455,17 +447,17 @@ def _public_av_room(client: redis.Redis, keys: AppKeys) -> None:
 @_planted("friend_index")
 def _unindexed_friend(client: redis.Redis, keys: AppKeys) -> None:
     """a friend list entry without its reverse index"""
-    _unlink(client, keys.friended_by, "b", "a")
+    unlink(client, keys, "friended_by", "b", "a")
 
 
 @_planted("friend_asymmetric")
 def _half_friendship(client: redis.Redis, keys: AppKeys) -> None:
     """a both-way friendship left on one side only"""
-    _unlink(client, keys.friends, "b", "a")
-    _unlink(client, keys.friended_by, "a", "b")
+    unlink(client, keys, "friends", "b", "a")
+    unlink(client, keys, "friended_by", "a", "b")
 
 
-@_planted("friend_not_registered")
+@_planted("friend_not_registered", "unindexed")
 def _unregistered_friend(client: redis.Redis, keys: AppKeys) -> None:
     """a friend never registered"""
     _befriend(client, keys, "a", "zed")
@@ -479,10 +471,16 @@ def _full_group(client: redis.Redis, keys: AppKeys) -> None:
     _join(client, keys, "d", "room")
 
 
-@_planted("malformed")
-def _no_separator(client: redis.Redis, keys: AppKeys) -> None:
-    """a relation entry without a separator"""
-    client.zadd(keys.members, {"room": 0})
+@_planted("malformed", "counter")
+def _a_value_on_a_relation(client: redis.Redis, keys: AppKeys) -> None:
+    """a relation field carrying a value"""
+    client.hset(relation_key(client, keys, "members", "room"), "c", "1")
+
+
+@_planted("unindexed")
+def _registered_stray(client: redis.Redis, keys: AppKeys) -> None:
+    """a registered account listed as a stray"""
+    client.sadd(keys.strays, "a")
 
 
 @pytest.fixture
@@ -526,7 +524,7 @@ def test_checker_reports_every_planted_breach(
 ) -> None:
     keys = keys_of(sync_engine, APP)
     for name, (plant, rules) in PLANTED.items():
-        client.delete(*keys.fixed())
+        forget_app(client, APP)
         _clean_state(sync_engine)
         plant(client, keys)
         report = check_app(sync_engine, client, APP, one_way_pairs=ONE_WAY_CD)

@@ -30,11 +30,14 @@ from limiter.reconcile import (
     Drift,
     FriendRecord,
     GroupRecord,
+    Orphans,
     Record,
     rebuild,
 )
 from limiter.reconcile.rebuild import Rebuild
 from limiter.results import Usage
+from limiter.store.keys import NAMESPACES
+from tests import conftest
 from tests.conftest import APP, Backend, all_keys, at, keys_of
 
 # Chunk sizes for these tests (a load of 5000 entries, a comparison of 5000 per set): the
@@ -77,8 +80,17 @@ def snapshot(client: Any) -> dict[str, Any]:
     return found
 
 
+def relation_keys(client: Any) -> list[str]:
+    """The app's per-entity relation keys, of every generation."""
+    found = []
+    for key in app_keys(client):
+        if key.removeprefix(f"limiter:{{{APP}}}:").partition(":")[0] in NAMESPACES:
+            found.append(key)
+    return found
+
+
 def rebuild_keys(client: Any) -> list[str]:
-    return [key for key in app_keys(client) if ":rebuild:" in key]
+    return conftest.rebuild_keys(client, APP)
 
 
 def assert_counts_match(engine: Any, records: Iterable[Record], sample: Iterable[str] = ()):
@@ -201,11 +213,31 @@ def test_every_count_equals_the_source_after_a_reconcile(engine):
     assert (again.groups_retyped, again.changes, again.changes_total) == (0, (), 0)
 
 
+def test_relations_of_ids_that_are_not_accounts_are_dropped_and_reported(engine, client):
+    """Orphans: a friendship or membership naming an id the source does not list as an
+    account is not loaded (the account may come later in the stream: it is decided at the
+    end), and the report says what was dropped."""
+    source: list[Record] = [FriendRecord("a", "ghost", both_ways=True), AccountRecord("a")]
+    source += [FriendRecord("a", "b"), GroupRecord("g", "Public", ("ghost", "b", "phantom"), "a")]
+    source.append(FriendRecord("ghost", "phantom", both_ways=True))
+    source.append(AccountRecord("b"))  # after its relations
+    report = engine.reconcile(APP, source)
+    assert report.orphans == Orphans(2, 4, 2, ("ghost", "phantom"))  # 4 list entries
+    assert report.friendships == Drift(0, 1, 1, 0)  # a -> b
+    assert report.memberships == Drift(0, 2, 2, 0)  # a and b in g
+    assert engine.user_usage(APP, "a").friends == 1
+    assert engine.user_usage(APP, "ghost").friends == 0
+    assert engine.group_usage(APP, "g").members == 2
+    assert rebuild_keys(client) == []
+    assert not [key for key in relation_keys(client) if "ghost" in key or "phantom" in key]
+    assert client.smembers(keys_of(engine, APP).strays) == set()
+
+
 def test_a_group_may_come_in_parts_and_its_owner_is_a_member(engine):
     engine.register_users(APP, ["x"])
     engine.create_group(APP, "stage", "AVChatRoom", "x")
     source = [
-        AccountRecord("x"),
+        *(AccountRecord(user) for user in ("x", "m1", "m2", "m3", "boss")),
         GroupRecord("big", "Public", ("m1", "m2"), owner="boss"),
         GroupRecord("stage", "AVChatRoom", ("x",)),
         GroupRecord("big", "Public", ("m2", "m3", "boss")),  # the rest; repeats count once
@@ -228,7 +260,8 @@ def test_decisions_after_a_reconcile_follow_the_new_counts(engine):
     assert engine.add_friends(APP, "freed", ["new"]).items[0].outcome is Outcome.REFUSED
     # the source: "freed" has 19 friends, "filled" 20; crowded has 2 members, roomy 20;
     # and the app has 100 accounts (the trial's limit)
-    accounts = [f"acct{i:03d}" for i in range(98)] + ["freed", "filled"]
+    peers = [f"p{i}" for i in range(19)] + [f"q{i}" for i in range(20)]
+    accounts = peers + [f"acct{i:03d}" for i in range(59)] + ["freed", "filled"]
     source: list[Record] = [AccountRecord(a) for a in accounts]
     source += [FriendRecord("freed", f"p{i}", both_ways=True) for i in range(19)]
     source += [FriendRecord("filled", f"q{i}", both_ways=True) for i in range(20)]
@@ -309,7 +342,9 @@ def test_a_bad_owner_or_member_is_named(engine, record, field):
 
 
 def test_ids_of_any_text_within_the_byte_limit_load(engine):
-    source = [GroupRecord("g", "Public", ("\u5f20" * 10, "\u00fc" * 16), owner="o")]
+    people = ("\u5f20" * 10, "\u00fc" * 16)
+    source: list[Record] = [AccountRecord(p) for p in (*people, "o")]
+    source.append(GroupRecord("g", "Public", people, owner="o"))
     engine.reconcile(APP, source)  # 30 and 32 bytes of UTF-8
     assert engine.group_usage(APP, "g").members == 3
 
@@ -383,7 +418,7 @@ PEOPLE = [f"u{i:05d}" for i in range(N + 100)]
 
 
 def big_source_a() -> list[Record]:
-    records: list[Record] = [AccountRecord(p) for p in PEOPLE[:N]]
+    records: list[Record] = [AccountRecord(p) for p in ["hub", *PEOPLE[:N]]]
     records += [FriendRecord("hub", p, both_ways=True) for p in PEOPLE[:N]]
     records.append(GroupRecord("mega", "Public", tuple(PEOPLE[:N]), owner="hub"))
     records.append(GroupRecord("stage", "AVChatRoom", (), owner=PEOPLE[0]))
@@ -391,7 +426,7 @@ def big_source_a() -> list[Record]:
 
 
 def big_source_b() -> list[Record]:
-    records: list[Record] = [AccountRecord(p) for p in PEOPLE[100 : N + 100]]
+    records: list[Record] = [AccountRecord(p) for p in ["hub", *PEOPLE[: N + 100]]]
     # mega in two parts, far apart in the stream
     records.append(GroupRecord("mega", "Public", tuple(PEOPLE[1:3000]), owner="hub"))
     records += [FriendRecord("hub", p, both_ways=True) for p in PEOPLE[: N - ONE_WAY]]
@@ -418,7 +453,7 @@ def test_big_sources_load_and_compare_in_chunks(engine, monkeypatch):
     first = engine.reconcile(APP, iter(source))
     assert len([size for size in loads if size]) >= 2  # several loads
     assert sum(loads) == len(source)
-    assert first.accounts == Drift(1, N, N - 1, 0)
+    assert first.accounts == Drift(1, N + 1, N, 0)
     assert first.friendships == Drift(0, 2 * N, 2 * N, 0)
     assert first.groups == Drift(1, 2, 1, 0)
     assert first.memberships == Drift(1, N + 2, N + 1, 0)
@@ -433,7 +468,7 @@ def test_big_sources_load_and_compare_in_chunks(engine, monkeypatch):
     second = engine.reconcile(APP, iter(source))
     assert len([size for size in loads if size]) >= 2
     assert sum(loads) == len(source)
-    assert second.accounts == Drift(N, N, 100, 100)
+    assert second.accounts == Drift(N + 1, N + 101, 100, 0)
     # hub keeps N entries; ONE_WAY peers lose theirs
     assert second.friendships == Drift(2 * N, 2 * N - ONE_WAY, 0, ONE_WAY)
     assert second.groups == Drift(2, 2, 0, 0)
@@ -458,9 +493,8 @@ PEERS = [f"p{i:02d}" for i in range(30)]
 
 def random_source(rng: random.Random) -> list[Record]:
     """Random friend lists and group memberships of 30 people (ids sort like their index)."""
-    records: list[Record] = [
-        FriendRecord(a, b) for a in PEERS for b in PEERS if a != b and rng.random() < 0.05
-    ]
+    records: list[Record] = [AccountRecord(p) for p in PEERS]
+    records += [FriendRecord(a, b) for a in PEERS for b in PEERS if a != b and rng.random() < 0.05]
     for g in range(8):
         if rng.random() < 0.8:
             members = tuple(rng.sample(PEERS, rng.randint(0, 12)))
@@ -524,6 +558,7 @@ def test_the_listed_changes_are_the_first_in_order_when_truncated(engine):
     engine.register_users(APP, ["x"])
     engine.create_group(APP, "stage", "AVChatRoom", "x")
     source: list[Record] = [AccountRecord("x"), GroupRecord("stage", "AVChatRoom", (), "x")]
+    source += [AccountRecord(f"u{i:04d}") for i in range(1001)] + [AccountRecord("zz")]
     source += [FriendRecord(f"u{i:04d}", "x") for i in range(1001)]
     source.append(GroupRecord("club", "Public", ("zz",)))
     report = engine.reconcile(APP, source)
@@ -554,7 +589,8 @@ def test_an_empty_source_empties_the_app_but_keeps_its_plan(engine, client):
     assert engine.plan(APP) == plan
     assert engine.limits(APP).for_user("a", "friends").value == 40
     keys = keys_of(engine, APP)
-    assert [key for key in keys.relations() if client.exists(key)] == []
+    assert [key for key in relation_keys(client) if client.exists(key)] == []
+    assert [key for key in keys.indexes() if client.exists(key)] == []
     assert client.exists(keys.plan) == 1
 
 
@@ -572,8 +608,10 @@ def test_the_first_reconcile_of_a_new_app(engine):
 def test_live_keys_keep_no_expiry_and_no_rebuild_keys_stay(engine, client):
     build_live_app(engine)
     engine.reconcile(APP, SOURCE)
-    keys = keys_of(engine, APP)
-    assert {key: client.ttl(key) for key in keys.relations()} == dict.fromkeys(keys.relations(), -1)
+    kept = [key for key in keys_of(engine, APP).indexes() if client.exists(key)]
+    kept += relation_keys(client)
+    assert len(kept) > 10
+    assert {key: client.ttl(key) for key in kept} == dict.fromkeys(kept, -1)
     assert rebuild_keys(client) == []
 
 

@@ -42,10 +42,12 @@ def test_every_key_carries_the_prefix_and_the_app_hash_tag(make_engine, client: 
     engine.set_override(APP, "friends", 5, user="a")
     engine.record_login(APP, "a")
     keys = all_keys(client)
-    # 10 fixed keys (not joined: AV rooms do not count; marker: limiter/marker.py),
-    # meter:<month>, dau:<day>
+    # plan, users, groups, av_rooms, audit, marker (limiter/marker.py), meter:<month>,
+    # dau:<day>; per entity: friends and friended_by of a and b, members of g, joined_free
+    # of a and b (AV rooms do not count toward groups_per_user)
     assert f"chat.prod:{{{APP}}}:marker" in keys
-    assert len(keys) == 12
+    assert f"chat.prod:{{{APP}}}:friends:0:a" in keys
+    assert len(keys) == 15
     assert all(key.startswith(f"chat.prod:{{{APP}}}:") for key in keys)
 
 

@@ -18,6 +18,7 @@ from limiter.ops import (
     groups,
     history,
     metering,
+    migration,
     plan_changes,
     reports,
     reserving,
@@ -81,6 +82,13 @@ class AsyncLimiter(BaseEngine[AsyncioStore]):
         do; raises :class:`StoreUnavailable` when the store does not answer."""
         return await self._drive(self.data.check_data())
 
+    async def apps_in_old_layout(self) -> list[str]:
+        """The apps with relations still in limiter 0.1's layout, for :meth:`migrate` (a
+        walk of the whole data set: maintenance only)."""
+        layout = self.context.layout
+        patterns = layout.legacy_patterns()
+        return layout.apps_of([k for p in patterns for k in await self.store.scan(p, "zset")])
+
     async def aclose(self) -> None:
         await self.store.close()
 
@@ -113,6 +121,7 @@ class AsyncLimiter(BaseEngine[AsyncioStore]):
     monthly_usage = asynchronous(metering.monthly_usage)
     bill = asynchronous(metering.bill)
     history_cutoff = asynchronous(history.history_cutoff)
+    migrate = asynchronous(migration.migrate)
     clamp_history = asynchronous(history.clamp_history)
 
     async def reconcile(
@@ -173,6 +182,16 @@ class Limiter(BaseEngine[BlockingStore]):
         do; raises :class:`StoreUnavailable` when the store does not answer."""
         return self._drive(self.data.check_data())
 
+    def apps_in_old_layout(self) -> list[str]:
+        """The apps with relations still in limiter 0.1's layout, for :meth:`migrate` (a
+        walk of the whole data set: maintenance only)."""
+        layout = self.context.layout
+        return layout.apps_of([k for p in layout.legacy_patterns() for k in self._scan(p)])
+
+    def _scan(self, pattern: str) -> list[str]:
+        with self._outage_counted():
+            return self.store.scan(pattern, "zset")
+
     def close(self) -> None:
         self.store.close()
 
@@ -205,6 +224,7 @@ class Limiter(BaseEngine[BlockingStore]):
     monthly_usage = blocking(metering.monthly_usage)
     bill = blocking(metering.bill)
     history_cutoff = blocking(history.history_cutoff)
+    migrate = blocking(migration.migrate)
     clamp_history = blocking(history.clamp_history)
 
     def reconcile(

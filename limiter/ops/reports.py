@@ -4,19 +4,20 @@ and a group, what is over a limit now, and the audit log."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from typing import TypeVar
 
 from limiter.errors import InvalidRequest, Scope
 from limiter.limits import EffectiveLimits, Limit
 from limiter.ops.context import Context, Op
 from limiter.plan import PlanState
 from limiter.results import AuditEntry, GroupUsage, OverLimit, Usage, UserUsage
-from limiter.store import reads
+from limiter.store import reads, scripts
 from limiter.store.keys import AppKeys
-from limiter.store.requests import call
+from limiter.store.requests import ScriptCall, call
 
-# Entries per round trip when a report walks a relation set.
-SCAN_CHUNK = 5000
+# Users or groups per round trip when a report walks the app.
+SCAN_CHUNK = 2000
+T = TypeVar("T")
 
 
 def plan(ctx: Context, app: str) -> Op[PlanState]:
@@ -39,13 +40,17 @@ def usage(ctx: Context, app: str) -> Op[Usage]:
 def user_usage(ctx: Context, app: str, user: str) -> Op[UserUsage]:
     """Whether ``user`` is registered, and their friends and groups."""
     keys = ctx.keys(app)
-    return call(reads.user_usage(keys, ctx.ids.user(user)))
+    return _first(scripts.user_counts(keys, [ctx.ids.user(user)]))
 
 
 def group_usage(ctx: Context, app: str, group: str) -> Op[GroupUsage | None]:
     """A group's type and members; None when there is no such group."""
     keys = ctx.keys(app)
-    return call(reads.group_usage(keys, ctx.ids.group(group)))
+    return _first(scripts.group_counts(keys, [ctx.ids.group(group)]))
+
+
+def _first(counts: ScriptCall[tuple[T, ...]]) -> Op[T]:
+    return (yield from call(counts))[0]
 
 
 def audit(ctx: Context, app: str, limit: int = 50) -> Op[tuple[AuditEntry, ...]]:
@@ -58,65 +63,47 @@ def audit(ctx: Context, app: str, limit: int = 50) -> Op[tuple[AuditEntry, ...]]
 
 def over_limit(ctx: Context, app: str) -> Op[tuple[OverLimit, ...]]:
     """Every account count, user and group above its effective limit now (lower limits
-    never evict). Reads the relation sets in chunks: memory stays flat, the cost grows
-    with the app."""
+    never evict). Walks the app's users and groups in pages: memory stays flat, the cost
+    grows with the app."""
     return _over_limit(ctx, app, ctx.keys(app))
 
 
 def _over_limit(ctx: Context, app: str, keys: AppKeys) -> Op[tuple[OverLimit, ...]]:
     limits = yield from ctx.limits(app)
-    found: list[OverLimit] = []
+    # Keyed by what is over: a page walk may meet a user or group twice.
+    found: dict[tuple[Scope, str, str], OverLimit] = {}
 
     def check(scope: Scope, subject: str, limit: str, count: int, cap: Limit) -> None:
         if cap.value is not None and count > cap.value:
-            found.append(OverLimit(scope, subject, limit, count, cap.value))
+            found[scope, subject, limit] = OverLimit(scope, subject, limit, count, cap.value)
 
     counts = yield from call(reads.usage(keys))
     for limit, count in dataclasses.asdict(counts).items():  # users, groups, av_chatrooms
         if limit in limits.app:  # an app-wide limit on a count the app keeps
             check("app", app, limit, count, limits.app[limit])
-    for key, limit in ((keys.friends, "friends"), (keys.joined, "groups_per_user")):
-
-        def per_user(user: str, count: int, limit: str = limit) -> None:
-            check("user", user, limit, count, limits.for_user(user, limit))
-
-        yield from _each_subject(key, per_user)
-    # A group's limit depends on its type; fetch types only where the count could be over.
-    capped = [cap.value for cap in limits.group_members.values() if cap.value is not None]
-    lowest = min(capped, default=None)
-    candidates: dict[str, int] = {}
-
-    def collect(group: str, count: int) -> None:
-        if group in limits.group_overrides or (lowest is not None and count > lowest):
-            candidates[group] = count
-
-    yield from _each_subject(keys.members, collect)
-    names = list(candidates)
-    for start in range(0, len(names), SCAN_CHUNK):
-        chunk = names[start : start + SCAN_CHUNK]
-        types = yield from call(reads.group_types(keys, chunk))
-        for group, group_type in zip(chunk, types, strict=True):
-            if group_type is not None:
-                cap = limits.for_group(group, group_type)
-                check("group", group, "group_members", candidates[group], cap)
-    return tuple(found)
-
-
-def _each_subject(key: str, visit: Callable[[str, int], None]) -> Op[None]:
-    """Call ``visit(subject, count)`` for every subject of a relation set, in order,
-    reading it ``SCAN_CHUNK`` entries per round trip."""
-    after, subject, count = None, None, 0
-    while True:
-        entries = yield from call(reads.relation_chunk(key, after, SCAN_CHUNK))
-        for entry in entries:
-            head = reads.subject_of(entry)
-            if head != subject:
-                if subject is not None:
-                    visit(subject, count)
-                subject, count = head, 0
-            count += 1
-        if len(entries) < SCAN_CHUNK:
-            break
-        after = entries[-1]
-    if subject is not None:
-        visit(subject, count)
+    for index in (keys.users, keys.strays):  # every id that holds relations is in one
+        cursor = None
+        while cursor != 0:
+            cursor, users = yield from call(reads.set_page(index, cursor or 0, SCAN_CHUNK))
+            if users:
+                for found_user in (yield from call(scripts.user_counts(keys, users))):
+                    user = found_user.user
+                    check(
+                        "user",
+                        user,
+                        "friends",
+                        found_user.friends,
+                        limits.for_user(user, "friends"),
+                    )
+                    cap = limits.for_user(user, "groups_per_user")
+                    check("user", user, "groups_per_user", found_user.groups, cap)
+    cursor = None
+    while cursor != 0:
+        cursor, page = yield from call(reads.hash_page(keys.groups, cursor or 0, SCAN_CHUNK))
+        if page:
+            for group in (yield from call(scripts.group_counts(keys, list(page)))):
+                if group is not None:
+                    cap = limits.for_group(group.group, group.type)
+                    check("group", group.group, "group_members", group.members, cap)
+    order = {"app": 0, "user": 1, "group": 2}
+    return tuple(found[key] for key in sorted(found, key=lambda k: (order[k[0]], k[2], k[1])))

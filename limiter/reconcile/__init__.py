@@ -6,7 +6,7 @@ them in, and :mod:`~limiter.reconcile.report` is what it answers.
 """
 
 from limiter.reconcile.records import AccountRecord, FriendRecord, GroupRecord, Record
-from limiter.reconcile.report import CountChange, Drift, ReconcileReport
+from limiter.reconcile.report import CountChange, Drift, Orphans, ReconcileReport
 from limiter.reconcile.sources import (
     parse_document,
     parse_line,
@@ -20,6 +20,7 @@ __all__ = [
     "Drift",
     "FriendRecord",
     "GroupRecord",
+    "Orphans",
     "ReconcileReport",
     "Record",
     "parse_document",

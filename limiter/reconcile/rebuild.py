@@ -1,8 +1,10 @@
-"""The rebuild of a reconcile: the source's records validated and loaded in chunks beside the
-live keys, compared with them chunk by chunk by a read-only script that returns only the count
-changes (memory grows with the drift, not with the app), then switched in by one script, which
-refuses if the rebuilt keys lost anything. Changes made to the live keys while a rebuild runs
-are replaced by the source's state: run it from a consistent snapshot.
+"""The rebuild of a reconcile: the source's records validated and loaded in chunks as a new
+generation of relation keys beside the live one; relations of ids that are not among the
+source's accounts dropped (orphans); the generations compared page by page of ids by a script
+that returns only totals and count changes (memory grows with the drift, not with the app);
+then switched in by one script, which refuses if the rebuilt indexes lost anything; then the old
+generation's keys deleted. Changes made to the live keys while a rebuild runs are replaced by
+the source's state: run it from a consistent snapshot.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from limiter.errors import InvalidRequest, StoreUnavailable
+from limiter.errors import InvalidRequest, PlanConflict, StoreUnavailable
 from limiter.ids import check_entity_id
 from limiter.ops.context import Context, Op
 from limiter.reconcile.records import AccountRecord, FriendRecord, GroupRecord, Record
@@ -21,6 +24,7 @@ from limiter.reconcile.report import (
     CountChange,
     CountName,
     Drift,
+    Orphans,
     ReconcileReport,
 )
 from limiter.store import audit, loads, reads, scripts
@@ -31,11 +35,12 @@ from limiter.store.requests import Pipeline, call
 # 3.7 us of CPU an entry in random order, 1.5 in sorted runs of 100,000), and entries per
 # comparing call.
 LOAD_ENTRIES = 100_000
-COMPARE_CHUNK = 5000
+COMPARE_CHUNK = 2000
+# A rebuild's generation not switched in after this long was left by a reconcile that stopped
+# (its keys are deleted by the next reconcile of the app).
+LEFT_AFTER = timedelta(hours=1)
 
 Scope = Literal["user", "group"]
-# A subject whose count a rebuild changes: scope, id, count, by how much, the rebuilt key.
-_Changed = tuple[Scope, str, CountName, int, str]
 
 
 class Chunker:
@@ -66,10 +71,12 @@ class Rebuild:
         self.context = context
         self.app = app
         self.live: AppKeys = context.layout.app(app)
-        self.new: AppKeys = self.live.rebuild(secrets.token_hex(8))
+        self.generation = secrets.token_hex(8)
+        self.new: AppKeys = self.live.rebuild(self.generation)
+        self.started = context.clock.now().isoformat()
         self.group_types: dict[str, str] = {}
-        # Elements each rebuild key should hold, from the loads' replies: the switch checks
-        # them, so rebuild keys that expired or were evicted mid-way are never switched in.
+        # Elements each rebuilt index should hold, from the loads' replies: the switch checks
+        # them, so an index evicted mid-way is never switched in.
         self.sizes: Counter[str] = Counter()
 
     # -- loading ------------------------------------------------------------------------------
@@ -81,7 +88,7 @@ class Rebuild:
     def prepare(self, records: Sequence[Record]) -> Pipeline[list[int]] | None:
         """Validate one chunk of records and build the commands that load it (None: nothing
         to load); :meth:`write` sends them."""
-        load = loads.Load()
+        load = loads.Load(self.new, self.generation)
         for record in records:
             try:
                 self._take(record, load)
@@ -91,7 +98,7 @@ class Rebuild:
                     raise
                 field = f"{where}.{exc.field.rpartition('.')[2]}"
                 raise InvalidRequest(field, exc.message) from None
-        return load.pipeline(self.new)
+        return load.pipeline(self._begin())
 
     def write(self, load: Pipeline[list[int]] | None) -> Op[None]:
         """Send a prepared load, counting what it added to each key (the switch checks it)."""
@@ -156,54 +163,132 @@ class Rebuild:
         return owner + [check(member, "groups.members") for member in record.members]
 
     def abort(self) -> Op[None]:
-        """Drop the rebuild keys; the live ones were never touched."""
-        yield from call(loads.drop(self.new))
+        """Delete the rebuild's generation; the live one was never touched."""
+        yield from self._drop(self.generation)
 
     # -- comparing and switching ---------------------------------------------------------------
 
     def finish(self, actor: str) -> Op[ReconcileReport]:
-        """Compare the rebuilt state with the live one, then switch to it in one script."""
+        """Drop the orphans, compare the rebuilt generation with the live one, switch to it in
+        one script, then delete the old generation's keys."""
         live, new = self.live, self.new
+        yield from call(self._begin())
+        live_generation, rebuilds = yield from call(loads.generations(live))
+        for generation, state in rebuilds.items():
+            if generation not in (self.generation, live_generation) and self._left(state):
+                yield from self._drop(generation)
+        orphans = yield from self._drop_orphans()
         accounts = yield from self._diff_set(live.users, new.users)
         rooms = yield from self._diff_set(live.av_rooms, new.av_rooms)
         groups, retyped = yield from self._diff_groups()
-        changed: list[_Changed] = []
-        friendships = yield from self._diff_relation(live.friends, new.friends, changed, "friends")
-        yield from self._diff_relation(live.joined, new.joined, changed, "groups_per_user")
-        memberships = yield from self._diff_relation(
-            live.members, new.members, changed, "group_members"
-        )
-        changes = yield from self._count_changes(changed)
+        diff = _Diff()
+        user_sides = (live.friends, live.joined)
+        for index in (live.users, live.strays, new.users):
+            yield from self._diff_entities(index, "u:", user_sides, diff)
+        for index in (live.groups, new.groups):
+            yield from self._diff_entities(index, "g:", (live.members,), diff)
+        changes = tuple(sorted(diff.changes, key=lambda c: (c.scope, c.id, c.count)))
         report = ReconcileReport(
             self.app,
             accounts,
-            friendships,
+            diff.drift(live.friends),
             groups,
-            memberships,
+            diff.drift(live.members),
             rooms,
             retyped,
-            changes,
-            len(changed),
+            changes[:REPORTED_CHANGES],
+            len(changes),
+            orphans,
         )
         before = {
             "accounts": accounts.before,
-            "friendships": friendships.before,
+            "friendships": report.friendships.before,
             "groups": groups.before,
-            "memberships": memberships.before,
+            "memberships": report.memberships.before,
             "av_chatrooms": rooms.before,
         }
         now = self.context.clock.now()
         entry = audit.entry(now, actor, "reconcile", "counters", before, report.totals())
-        sizes = [self.sizes[key] for key in new.relations()]
+        sizes = (self.sizes[new.users], self.sizes[new.groups], self.sizes[new.av_rooms])
+        swap = scripts.Swap(live_generation, self.generation, sizes)
         kept = self.context.settings.audit_entries
-        swap = scripts.rebuild_swap(live, new, sizes, entry, kept, self.context.metering(live))
-        if (yield from call(swap)) < 0:
+        metering = self.context.metering(live)
+        switched = yield from call(scripts.rebuild_swap(live, new, swap, entry, kept, metering))
+        if switched == -2:
+            raise PlanConflict(
+                f"reconcile of app {self.app!r}: another reconcile switched the app first; "
+                "nothing changed, run it again"
+            )
+        if switched < 0:
             raise StoreUnavailable(
-                f"reconcile of app {self.app!r}: the rebuilt data expired or was evicted "
-                "before the switch; nothing changed, run it again"
+                f"reconcile of app {self.app!r}: the rebuilt data was evicted before the "
+                "switch; nothing changed, run it again"
             )
         self.context.stats.admin_changes["reconcile"] += 1
+        yield from self._drop(live_generation)
         return report
+
+    def _left(self, state: str) -> bool:
+        """Whether a generation in ``rebuilds`` is left over: retired, or its reconcile
+        started more than :data:`LEFT_AFTER` ago (it stopped before its end)."""
+        if state == loads.RETIRED:
+            return True
+        try:
+            started = datetime.fromisoformat(state)
+        except ValueError:
+            return True
+        return self.context.clock.now() - started > LEFT_AFTER
+
+    def _begin(self) -> Pipeline[Any]:
+        return loads.begin(self.live, self.new, self.generation, self.started)
+
+    def _drop_orphans(self) -> Op[Orphans]:
+        """Delete from the rebuild every relation of an id that is not among its accounts
+        (the rebuild's ``strays`` lists every id given a relation)."""
+        new = self.new
+        found: list[str] = []
+        friendships = memberships = 0
+        cursor = None
+        while cursor != 0:
+            cursor, ids = yield from call(reads.set_page(new.strays, cursor or 0, COMPARE_CHUNK))
+            if not ids:
+                continue
+            registered = yield from call(loads.known(new.users, ids))
+            orphans = [i for i, known in zip(ids, registered, strict=True) if not known]
+            if orphans:
+                for deleted in (yield from call(scripts.delete_users(new, orphans))):
+                    friendships += deleted.friendships
+                    memberships += deleted.memberships
+                found += orphans
+        found = sorted(set(found))
+        return Orphans(len(found), friendships, memberships, tuple(found[:REPORTED_CHANGES]))
+
+    def _diff_entities(
+        self, index: str, prefix: str, namespaces: Sequence[str], diff: _Diff
+    ) -> Op[None]:
+        """Compare the relations of every id of ``index`` (a set, or a groups hash) not
+        compared yet."""
+        scope: Scope = "group" if prefix == "g:" else "user"
+        cursor = None
+        while cursor != 0:
+            cursor, ids = yield from _page(index, scope == "group", cursor or 0)
+            if ids:
+                found = scripts.diff_entities(self.live, self.new, namespaces, prefix, ids)
+                diff.add(scope, namespaces, (yield from call(found)))
+
+    def _drop(self, generation: str) -> Op[None]:
+        """Delete a generation's relation keys (found from its indexes), then its indexes."""
+        indexes = self.live.rebuild(generation)
+        for index in (indexes.users, indexes.strays, indexes.groups):
+            groups = index == indexes.groups
+            cursor = None
+            while cursor != 0:
+                cursor, ids = yield from _page(index, groups, cursor or 0)
+                if ids:
+                    users = [] if groups else ids
+                    drop = loads.drop_entities(self.live, generation, users, ids if groups else [])
+                    yield from call(drop)
+        yield from call(loads.drop_generation(self.live, generation))
 
     def _diff_set(self, live: str, new: str) -> Op[Drift]:
         before, after = yield from call(loads.set_sizes(live, new))
@@ -219,7 +304,7 @@ class Rebuild:
         seen: set[str] = set()  # HSCAN may return a field twice while the hash is resized
         cursor = 0
         while True:
-            cursor, page = yield from call(loads.hash_page(live, cursor, COMPARE_CHUNK))
+            cursor, page = yield from call(reads.hash_page(live, cursor, COMPARE_CHUNK))
             names = [name for name in page if name not in seen]
             seen.update(names)
             if names:
@@ -232,39 +317,34 @@ class Rebuild:
                 break
         return Drift(before, after, after - common, before - common), retyped
 
-    def _diff_relation(
-        self, live: str, new: str, changed: list[_Changed], count: CountName
-    ) -> Op[Drift]:
-        """What a relation set gains and loses, and each subject whose ``count`` changes
-        (added to ``changed``): both sets are walked together in chunks by a read-only script
-        that returns only counts per subject, so the work in Python grows with the drift, not
-        the app."""
-        before, after = yield from call(loads.relation_sizes(live, new))
-        delta: Counter[str] = Counter()
-        added = removed = 0
-        low = "-"
-        while True:
-            chunk = yield from call(scripts.diff_chunk(live, new, low, COMPARE_CHUNK))
-            added, removed = added + chunk.added, removed + chunk.removed
-            for subject, change in chunk.changes:
-                delta[subject] += change
-            if not chunk.more:
-                break
-            low = "(" + chunk.upper
-        scope: Scope = "group" if count == "group_members" else "user"
-        changed += ((scope, s, count, d, new) for s, d in delta.items() if d)
-        return Drift(before, after, added, removed)
 
-    def _count_changes(self, changed: list[_Changed]) -> Op[tuple[CountChange, ...]]:
-        """The first :data:`REPORTED_CHANGES` count changes in (scope, id, count) order, with
-        the counts after the rebuild read from the rebuilt sets."""
-        changed.sort(key=lambda change: change[:3])
-        listed = changed[:REPORTED_CHANGES]
-        if not listed:
-            return ()
-        subjects = [(key, subject) for _, subject, _, _, key in listed]
-        counts = yield from call(loads.subject_counts(subjects))
-        return tuple(
-            CountChange(scope, subject, count, now - change, now)
-            for (scope, subject, count, change, _), now in zip(listed, counts, strict=True)
-        )
+def _page(index: str, hashed: bool, cursor: int) -> Op[tuple[int, list[str]]]:
+    """One page of the ids of a set, or of a hash's fields (the groups)."""
+    if hashed:
+        cursor, fields = yield from call(reads.hash_page(index, cursor, COMPARE_CHUNK))
+        return cursor, list(fields)
+    return (yield from call(reads.set_page(index, cursor, COMPARE_CHUNK)))
+
+
+_COUNTS: dict[str, CountName] = {"friends": "friends", "joined": "groups_per_user"}
+
+
+class _Diff:
+    """The comparison's running totals per namespace and the count changes found."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[int]] = {}
+        self.changes: list[CountChange] = []
+
+    def add(self, scope: Scope, namespaces: Sequence[str], page: scripts.EntityDiff) -> None:
+        for namespace, total in zip(namespaces, page.totals, strict=True):
+            running = self.totals.setdefault(namespace, [0, 0, 0, 0])
+            for i, value in enumerate(total):
+                running[i] += value
+        for index, subject, change, after in page.changes:
+            name = namespaces[index - 1].rpartition(":")[2]
+            count = _COUNTS.get(name, "group_members")
+            self.changes.append(CountChange(scope, subject, count, after - change, after))
+
+    def drift(self, namespace: str) -> Drift:
+        return Drift(*self.totals.get(namespace, [0, 0, 0, 0]))

@@ -34,6 +34,18 @@ class CountChange:
 
 
 @dataclass(frozen=True)
+class Orphans:
+    """What a rebuild dropped because it names an id the source does not list as an account:
+    how many such ids, the friend-list entries (either side) and memberships dropped, and the
+    first :data:`REPORTED_CHANGES` ids in order."""
+
+    accounts: int
+    friendships: int
+    memberships: int
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ReconcileReport:
     """What a rebuild changed. ``changes`` lists the first :data:`REPORTED_CHANGES` count
     changes in id order; ``changes_total`` counts them all."""
@@ -47,6 +59,7 @@ class ReconcileReport:
     groups_retyped: int
     changes: tuple[CountChange, ...]
     changes_total: int
+    orphans: Orphans
 
     @property
     def truncated(self) -> bool:

@@ -2,13 +2,17 @@
 
     <prefix>:{<app>}:plan         HASH  plan state fields (edition, expansion:*, override:*)
     <prefix>:{<app>}:users        SET   registered user ids
-    <prefix>:{<app>}:friends      ZSET  "a\\0b": b is in a's friend list (all scores 0)
-    <prefix>:{<app>}:friended_by  ZSET  "b\\0a": the same relation, indexed by the friend
+    <prefix>:{<app>}:strays       SET   ids that hold relations without being registered (an
+                                  unregistered account, LIMITER_REQUIRE_REGISTERED off)
     <prefix>:{<app>}:groups       HASH  group id -> canonical group type
-    <prefix>:{<app>}:members      ZSET  "g\\0u": u is a member of g
-    <prefix>:{<app>}:joined       ZSET  "u\\0g": u's groups that count toward groups_per_user
-    <prefix>:{<app>}:joined_free  ZSET  "u\\0g": u's groups that do not (AV chat rooms)
     <prefix>:{<app>}:av_rooms     SET   AV chat room group ids
+    <prefix>:{<app>}:gen          STRING  the generation of the relation keys (absent: "0")
+    <prefix>:{<app>}:friends:<gen>:<user>      HASH  user's friend list (fields: friend ids)
+    <prefix>:{<app>}:friended_by:<gen>:<user>  HASH  whose lists hold user (the reverse index)
+    <prefix>:{<app>}:members:<gen>:<group>     HASH  group's members
+    <prefix>:{<app>}:joined:<gen>:<user>       HASH  user's groups that count toward
+                                               groups_per_user
+    <prefix>:{<app>}:joined_free:<gen>:<user>  HASH  user's groups that do not (AV chat rooms)
     <prefix>:{<app>}:audit        LIST  admin changes, newest first, bounded (JSON entries)
     <prefix>:{<app>}:ledger       LIST  purchases and edition changes, oldest first (the bill)
     <prefix>:{<app>}:dau:<date>   SET   users seen that billing day; expires once the day closes
@@ -17,20 +21,29 @@
                                   bandwidth:<date> peaks; expires after the retention
     <prefix>:{<app>}:marker       STRING  "<id> <ISO instant>": the app's marker, written on the
                                   first contact (limiter/marker.py: a flushed shard is seen)
-    <prefix>:{<app>}:rebuild:<token>:<name>  a reconcile's new data, renamed over the live keys
+    <prefix>:{<app>}:rebuilds     HASH  generation -> when a reconcile started writing it, or
+                                  retired it: generations whose keys are still to be deleted
+    <prefix>:{<app>}:rebuild:<gen>:<name>  a reconcile's users, groups and AV rooms for
+                                  generation <gen> (renamed over the live ones by its switch),
+                                  its index of ids that got relation keys (``strays``) and
+                                  the ids it has compared (``seen``)
     <prefix>:marker               STRING  the same for the data set as a whole (health
                                   checks); the one key without an app's hash tag
 
-Relations live in a few app-wide sorted sets instead of one key per user or group, so every
-script names all its keys in KEYS (Redis Cluster safe) and counts are exact ``ZLEXCOUNT`` ranges
-(``[u\\0`` .. ``(u\\1``): there is no separate counter that could drift. Ids never contain
-control characters (validated), so ``\\0`` cannot occur inside one.
+Relations are kept one small hash per user and per group (field: the other id, value ""), which
+Redis stores as a compact listpack up to ``hash-max-listpack-entries`` fields (128 by default):
+a relation costs tens of bytes, counts are ``HLEN`` and no operation's cost grows with the app.
+Scripts name each relation by its namespace (``<prefix>:{<app>}:friends``, in KEYS) and derive
+the per-entity keys inside the script, under the same hash tag (one slot, Redis Cluster safe).
+Every id that holds relation keys is in ``users`` or ``strays``, so the keys of an app can be
+listed without a scan. A reconcile writes a new generation beside the live one and switches to
+it by setting ``gen`` (one step whatever the app's size), then deletes the old generation.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 
 from limiter.errors import InvalidRequest
@@ -44,16 +57,21 @@ class AppKeys:
     base: str = field(repr=False)
     plan: str
     users: str
-    friends: str
-    friended_by: str
+    strays: str
     groups: str
-    members: str
-    joined: str
-    joined_free: str
     av_rooms: str
+    gen: str
     audit: str
     ledger: str
     marker: str
+    rebuilds: str
+    seen: str
+    # Relation namespaces: the per-entity keys are "<namespace>:<generation>:<id>".
+    friends: str
+    friended_by: str
+    members: str
+    joined: str
+    joined_free: str
 
     def dau(self, day: date) -> str:
         """The set of users seen on one billing day."""
@@ -63,26 +81,37 @@ class AppKeys:
         """The metering hash of one ``YYYY-MM`` month."""
         return f"{self.base}meter:{month}"
 
-    def rebuild(self, token: str) -> AppKeys:
-        """The keys a reconcile fills before they replace the live ones (same hash tag)."""
-        return KeyLayout.build(f"{self.base}rebuild:{token}:")
+    def rebuild(self, generation: str) -> AppKeys:
+        """The keys of a reconcile that writes relation ``generation``: its own users, strays,
+        groups, AV rooms and ``gen`` (which holds ``generation``) beside the live ones, the
+        live relation namespaces (the generation tells the keys apart)."""
+        own = KeyLayout.build(f"{self.base}rebuild:{generation}:")
+        shared = (*NAMESPACES, "rebuilds")
+        return replace(own, **{name: getattr(self, name) for name in shared})
 
-    def relations(self) -> tuple[str, ...]:
-        """The keys a reconcile rebuilds: accounts, friendships, groups and memberships."""
-        return (
-            self.users,
-            self.friends,
-            self.friended_by,
-            self.groups,
-            self.members,
-            self.joined,
-            self.joined_free,
-            self.av_rooms,
-        )
+    def indexes(self) -> tuple[str, ...]:
+        """The keys a reconcile switches: accounts, strays, groups and AV rooms."""
+        return (self.users, self.strays, self.groups, self.av_rooms)
+
+    def namespaces(self) -> tuple[str, ...]:
+        """The relation namespaces, in :data:`NAMESPACES` order."""
+        return tuple(getattr(self, name) for name in NAMESPACES)
 
     def fixed(self) -> tuple[str, ...]:
-        """Every key with a fixed name (not the per-day and per-month ones)."""
-        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "base")
+        """Every key with a fixed name (not the per-day, per-month and per-entity ones)."""
+        names = (f.name for f in fields(self) if f.name not in {"base", *NAMESPACES})
+        return tuple(getattr(self, name) for name in names)
+
+
+# The relation namespaces: per user its friends and the reverse index, its counted and
+# uncounted groups; per group its members.
+NAMESPACES = ("friends", "friended_by", "members", "joined", "joined_free")
+USER_NAMESPACES = ("friends", "friended_by", "joined", "joined_free")
+
+
+def entity(namespace: str, generation: str, subject: str) -> str:
+    """The key of one user's or group's relations (``lib.lua``'s ``entity``)."""
+    return f"{namespace}:{generation}:{subject}"
 
 
 class KeyLayout:
@@ -96,6 +125,16 @@ class KeyLayout:
     def marker(self) -> str:
         """The data set's marker: one per data set and prefix (a single-key command)."""
         return f"{self.prefix}:marker"
+
+    def legacy_patterns(self) -> tuple[str, ...]:
+        """SCAN patterns of the relation sorted sets of limiter 0.1's layout (one app-wide key
+        per relation, named as today's namespaces): what ``limiter migrate`` converts."""
+        return tuple(f"{self.prefix}:{{*}}:{name}" for name in NAMESPACES)
+
+    def apps_of(self, keys: list[str]) -> list[str]:
+        """The app ids (the hash tags) of keys of this layout, sorted, once each."""
+        start = len(self.prefix) + 2
+        return sorted({key[start : key.index("}", start)] for key in keys})
 
     def app(self, app: str) -> AppKeys:
         return self.build(f"{self.prefix}:{{{check_app_id(app)}}}:")

@@ -1,43 +1,48 @@
-"""A reconcile's I/O: the rebuilt relations loaded in bulk beside the live keys (same hash
-tag), and the reads that compare rebuilt and live keys. The entry formats of the relation sets
-are written here and in ``lib.lua`` only."""
+"""A reconcile's I/O: the rebuilt relations loaded in bulk as a new generation beside the live
+one (same hash tag), the reads that compare them, and the deletion of a generation's keys. The
+per-entity keys are named here and in ``lib.lua`` only (:func:`limiter.store.keys.entity`)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from limiter.store.keys import AppKeys
-from limiter.store.reads import lexical_range
+from limiter.store.keys import USER_NAMESPACES, AppKeys, entity
 from limiter.store.requests import Arg, Pipeline
 
-# Rebuild keys left behind by a rebuild that never finished disappear after this long.
-REBUILD_TTL_SECONDS = 3600
-# Ids per command when loading.
+# Ids or fields per command when loading.
 LOAD_BATCH = 1000
+# What a generation's entry in the app's ``rebuilds`` hash holds once it is retired (else the
+# instant its reconcile started): its keys are to be deleted.
+RETIRED = "retired"
 
 
-@dataclass
 class Load:
-    """The entries one load writes, per rebuilt key, as the source's records are taken."""
+    """The entries one load writes into a rebuild's generation, as the source's records are
+    taken. ``keys``: the rebuild's keys (:meth:`AppKeys.rebuild`), ``generation``: its own."""
 
-    users: list[str] = field(default_factory=list)
-    friends: list[str] = field(default_factory=list)
-    friended_by: list[str] = field(default_factory=list)
-    groups: dict[str, str] = field(default_factory=dict)
-    members: list[str] = field(default_factory=list)
-    joined: list[str] = field(default_factory=list)
-    joined_free: list[str] = field(default_factory=list)
-    rooms: list[str] = field(default_factory=list)
+    def __init__(self, keys: AppKeys, generation: str) -> None:
+        self.keys = keys
+        self.generation = generation
+        self.users: list[str] = []
+        self.rooms: list[str] = []
+        self.groups: dict[str, str] = {}
+        # Every id given a relation key (the rebuild's ``strays``: its orphans are found there).
+        self.touched: set[str] = set()
+        self.fields: defaultdict[str, list[str]] = defaultdict(list)
+
+    def _link(self, namespace: str, subject: str, other: str) -> None:
+        self.fields[entity(namespace, self.generation, subject)].append(other)
 
     def account(self, user: str) -> None:
         self.users.append(user)
 
     def friend(self, user: str, friend: str) -> None:
         """``friend`` is in ``user``'s list."""
-        self.friends.append(f"{user}\0{friend}")
-        self.friended_by.append(f"{friend}\0{user}")
+        self._link(self.keys.friends, user, friend)
+        self._link(self.keys.friended_by, friend, user)
+        self.touched.update((user, friend))
 
     def group(
         self, group: str, group_type: str, people: Sequence[str], *, counted: bool, av: bool
@@ -47,46 +52,45 @@ class Load:
         self.groups[group] = group_type
         if av:
             self.rooms.append(group)
-        side = self.joined if counted else self.joined_free
-        prefix, suffix = group + "\0", "\0" + group
-        self.members += [prefix + person for person in people]
-        side += [person + suffix for person in people]
+        self.fields[entity(self.keys.members, self.generation, group)] += people
+        side = self.keys.joined if counted else self.keys.joined_free
+        for person in people:
+            self._link(side, person, group)
+        self.touched.update(people)
 
-    def pipeline(self, keys: AppKeys) -> Pipeline[list[int]] | None:
-        """The commands that write this load into the rebuilt ``keys`` (None: nothing to
-        load). Entries are sorted per key: Redis inserts a sorted run into a big sorted set in
-        well under half the time of the same entries in random order (its skiplist path stays
-        in cache)."""
+    def pipeline(self, begin: Pipeline[Any]) -> Pipeline[list[int]] | None:
+        """The commands that write this load (None: nothing to load), after ``begin``'s
+        (:func:`begin`: the generation is registered before any of its keys is written)."""
+        keys = self.keys
         commands: list[tuple[Arg, ...]] = []
-        for key, values in ((keys.users, self.users), (keys.av_rooms, self.rooms)):
-            commands += (("SADD", key, *batch) for batch in _batches(values))
         for key, values in (
-            (keys.friends, self.friends),
-            (keys.friended_by, self.friended_by),
-            (keys.members, self.members),
-            (keys.joined, self.joined),
-            (keys.joined_free, self.joined_free),
+            (keys.users, self.users),
+            (keys.av_rooms, self.rooms),
+            (keys.strays, sorted(self.touched)),
         ):
-            values.sort()
-            commands += (_zadd(key, batch) for batch in _batches(values))
-        for batch in _batches(list(self.groups.items())):
-            commands.append(("HSET", keys.groups, *(part for pair in batch for part in pair)))
+            commands += (("SADD", key, *batch) for batch in _batches(values))
+        for key, others in self.fields.items():
+            for batch in _batches(others):
+                commands.append(("HSET", key, *_with_empty_values(batch)))
+        for pairs in _batches(list(self.groups.items())):
+            commands.append(("HSET", keys.groups, *(part for pair in pairs for part in pair)))
         if not commands:
             return None
-        expire = [("EXPIRE", key, REBUILD_TTL_SECONDS) for key in keys.relations()]
-        return Pipeline((*commands, *expire))
+        return Pipeline((*begin.commands, *commands))
+
+
+def begin(live: AppKeys, rebuilt: AppKeys, generation: str, started: str) -> Pipeline[Any]:
+    """Register a rebuild's generation in the app's ``rebuilds`` (so that its keys are found
+    and deleted if it never finishes) and store it in the rebuild's ``gen``."""
+    commands = (("HSET", live.rebuilds, generation, started), ("SET", rebuilt.gen, generation))
+    return Pipeline(commands)
 
 
 def added_per_key(load: Pipeline[list[int]], replies: Sequence[int]) -> Iterator[tuple[str, int]]:
     """What each command of a sent load added to its key (from its replies)."""
     for command, added in zip(load.commands, replies, strict=True):
-        if command[0] != "EXPIRE":
+        if command[0] in ("SADD", "HSET"):
             yield str(command[1]), added
-
-
-def drop(keys: AppKeys) -> Pipeline[list[Any]]:
-    """Delete rebuilt keys (a rebuild given up)."""
-    return Pipeline((("DEL", *keys.relations()),))
 
 
 def set_sizes(live: str, new: str) -> Pipeline[tuple[int, int]]:
@@ -101,30 +105,43 @@ def hash_sizes(live: str, new: str) -> Pipeline[tuple[int, int]]:
     return Pipeline((("HLEN", live), ("HLEN", new)), tuple)
 
 
-def hash_page(key: str, cursor: int | str, count: int) -> Pipeline[tuple[int, dict[str, str]]]:
-    """One HSCAN page: the next cursor (0 at the end) and the fields found."""
-
-    def decode(replies: list[Any]) -> tuple[int, dict[str, str]]:
-        next_cursor, page = replies[0]
-        return int(next_cursor), page
-
-    return Pipeline((("HSCAN", key, cursor, "COUNT", count),), decode)
+def known(key: str, ids: Sequence[str]) -> Pipeline[list[bool]]:
+    """Whether each id is in the set ``key``."""
+    return Pipeline((("SMISMEMBER", key, *ids),), lambda replies: [bool(r) for r in replies[0]])
 
 
-def relation_sizes(live: str, new: str) -> Pipeline[tuple[int, int]]:
-    return Pipeline((("ZCARD", live), ("ZCARD", new)), tuple)
+def generations(live: AppKeys) -> Pipeline[tuple[str, dict[str, str]]]:
+    """The app's live generation and its ``rebuilds`` (generation -> started, or retired)."""
+
+    def decode(replies: list[Any]) -> tuple[str, dict[str, str]]:
+        return replies[0] or "0", replies[1]
+
+    return Pipeline((("GET", live.gen), ("HGETALL", live.rebuilds)), decode)
 
 
-def subject_counts(subjects: Sequence[tuple[str, str]]) -> Pipeline[list[int]]:
-    """The entries of each (relation key, subject)."""
-    return Pipeline(tuple(("ZLEXCOUNT", key, *lexical_range(s)) for key, s in subjects))
+def drop_entities(
+    keys: AppKeys, generation: str, users: Sequence[str], groups: Sequence[str]
+) -> Pipeline[Any]:
+    """Delete the relation keys of these users and groups in ``generation``."""
+    names = [
+        entity(getattr(keys, ns), generation, user) for user in users for ns in USER_NAMESPACES
+    ]
+    names += [entity(keys.members, generation, group) for group in groups]
+    return Pipeline(tuple(("UNLINK", *batch) for batch in _batches(names)))
 
 
-def _zadd(key: str, entries: Sequence[str]) -> tuple[str, ...]:
-    """``ZADD key 0 e1 0 e2 ...`` (every relation entry scores 0: sets ordered by the entry)."""
-    args = ["0"] * (2 * len(entries))
-    args[1::2] = entries
-    return ("ZADD", key, *args)
+def drop_generation(live: AppKeys, generation: str) -> Pipeline[Any]:
+    """Forget a generation whose relation keys are gone: its indexes and its entry."""
+    rebuilt = live.rebuild(generation)
+    names = (*rebuilt.indexes(), rebuilt.gen, rebuilt.seen)
+    return Pipeline((("UNLINK", *names), ("HDEL", live.rebuilds, generation)))
+
+
+def _with_empty_values(others: Sequence[str]) -> list[str]:
+    """``f1 "" f2 "" ...``: a relation hash's fields carry no value."""
+    args = [""] * (2 * len(others))
+    args[::2] = others
+    return args
 
 
 def _batches(values: Sequence[Any]) -> Iterator[Sequence[Any]]:

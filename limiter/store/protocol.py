@@ -20,6 +20,11 @@ class BlockingStore(Protocol):
         """Send a pipeline in the background (a reconcile's loads) and return at once."""
         ...
 
+    def scan(self, pattern: str, kind: str) -> list[str]:
+        """Every key matching ``pattern`` of type ``kind`` (every master of a cluster): a
+        walk of the whole data set, for maintenance only (``limiter migrate --all``)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -28,6 +33,10 @@ class AsyncioStore(Protocol):
 
     async def execute(self, request: Request) -> Any:
         """Run one round trip; its decoded reply, or :class:`StoreUnavailable`."""
+        ...
+
+    async def scan(self, pattern: str, kind: str) -> list[str]:
+        """As :meth:`BlockingStore.scan`."""
         ...
 
     async def close(self) -> None: ...

@@ -1,21 +1,16 @@
-"""The pipelined reads operations need, each a builder and its decoder: plans, counts, usage,
-the audit log and ledger, metering, relation walks and the data-set marker. Every lexical
-range over a relation set is built here (``lib.lua`` has the scripts' own)."""
+"""The pipelined reads operations need, each a builder and its decoder: plans, usage, the audit
+log and ledger, metering, pages of the app's sets and hashes, and the data-set marker (a user's
+or a group's counts are read by scripts: ``user_counts``, ``group_counts``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from limiter.results import AuditEntry, GroupUsage, Usage, UserUsage
+from limiter.results import AuditEntry, Usage
 from limiter.store import audit
 from limiter.store.keys import AppKeys
 from limiter.store.requests import Arg, Pipeline
-
-
-def lexical_range(subject: str) -> tuple[str, str]:
-    """The range of ``subject``'s entries ("subject\\0other") in a relation set."""
-    return f"[{subject}\0", f"({subject}\1"
 
 
 def _first(replies: list[Any]) -> Any:
@@ -35,31 +30,6 @@ def plan_field(keys: AppKeys, field: str) -> Pipeline[str | None]:
 def usage(keys: AppKeys) -> Pipeline[Usage]:
     commands = (("SCARD", keys.users), ("HLEN", keys.groups), ("SCARD", keys.av_rooms))
     return Pipeline(commands, lambda replies: Usage(*replies))
-
-
-def user_usage(keys: AppKeys, user: str) -> Pipeline[UserUsage]:
-    low, high = lexical_range(user)
-    commands = (
-        ("SISMEMBER", keys.users, user),
-        ("ZLEXCOUNT", keys.friends, low, high),
-        ("ZLEXCOUNT", keys.joined, low, high),
-    )
-
-    def decode(replies: list[Any]) -> UserUsage:
-        registered, friends, groups = replies
-        return UserUsage(user, bool(registered), friends, groups)
-
-    return Pipeline(commands, decode)
-
-
-def group_usage(keys: AppKeys, group: str) -> Pipeline[GroupUsage | None]:
-    commands = (("HGET", keys.groups, group), ("ZLEXCOUNT", keys.members, *lexical_range(group)))
-
-    def decode(replies: list[Any]) -> GroupUsage | None:
-        group_type, members = replies
-        return None if group_type is None else GroupUsage(group, group_type, members)
-
-    return Pipeline(commands, decode)
 
 
 def audit_entries(keys: AppKeys, limit: int) -> Pipeline[tuple[AuditEntry, ...]]:
@@ -97,16 +67,25 @@ def month_metering(keys: AppKeys, month: str, later: Sequence[str]) -> Pipeline[
     return Pipeline(tuple(commands), decode)
 
 
-def relation_chunk(key: str, after: str | None, size: int) -> Pipeline[list[str]]:
-    """Up to ``size`` entries of a relation set in order, after entry ``after`` (None: from
-    the start)."""
-    low = "-" if after is None else "(" + after
-    return Pipeline((("ZRANGEBYLEX", key, low, "+", "LIMIT", 0, size),), _first)
+def set_page(key: str, cursor: int, count: int) -> Pipeline[tuple[int, list[str]]]:
+    """One SSCAN page: the next cursor (0 at the end) and the members found (a member may
+    come twice while the set is resized)."""
+
+    def decode(replies: list[Any]) -> tuple[int, list[str]]:
+        next_cursor, page = replies[0]
+        return int(next_cursor), page
+
+    return Pipeline((("SSCAN", key, cursor, "COUNT", count),), decode)
 
 
-def subject_of(entry: str) -> str:
-    """The subject of a relation entry ("subject\\0other")."""
-    return entry.partition("\0")[0]
+def hash_page(key: str, cursor: int, count: int) -> Pipeline[tuple[int, dict[str, str]]]:
+    """One HSCAN page: the next cursor (0 at the end) and the fields found."""
+
+    def decode(replies: list[Any]) -> tuple[int, dict[str, str]]:
+        next_cursor, page = replies[0]
+        return int(next_cursor), page
+
+    return Pipeline((("HSCAN", key, cursor, "COUNT", count),), decode)
 
 
 def group_types(keys: AppKeys, groups: Sequence[str]) -> Pipeline[list[str | None]]:

@@ -26,6 +26,8 @@ from limiter.store.requests import Pipeline, Request, ScriptCall
 
 # The helpers every script shares, prepended to each (not a script itself).
 LIB = "lib.lua"
+# Keys per SCAN call of a maintenance walk.
+SCAN_COUNT = 1000
 
 _OUTAGES = (
     redis.ConnectionError,  # includes BusyLoadingError (the server is loading its data)
@@ -249,6 +251,10 @@ class SyncStore:
             finally:
                 pool.release(connection)
 
+    def scan(self, pattern: str, kind: str) -> list[str]:
+        with _outages():
+            return list(self.client.scan_iter(match=pattern, count=SCAN_COUNT, _type=kind))
+
     def close(self) -> None:
         with self._sender_lock:
             if self._sender is not None and self._sender_pid == os.getpid():
@@ -299,6 +305,11 @@ class AsyncStore:
             return self.client.get_node_from_key(str(key))
         except redis.exceptions.SlotNotCoveredError:
             return None
+
+    async def scan(self, pattern: str, kind: str) -> list[str]:
+        with _outages():
+            found = self.client.scan_iter(match=pattern, count=SCAN_COUNT, _type=kind)
+            return [key async for key in found]
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from limiter.results import GroupUsage, UserUsage
 from limiter.store.keys import AppKeys
 from limiter.store.requests import Arg, ScriptCall, pairs
 
@@ -43,7 +44,7 @@ def register_users(
     keys: AppKeys, limit: int, users: Sequence[str], *, shadow: bool, all_or_nothing: bool
 ) -> ScriptCall[tuple[Decided, ...]]:
     args: tuple[Arg, ...] = (flags(shadow, all_or_nothing), limit, *users)
-    return ScriptCall("register_users", (keys.users,), args, _decided)
+    return ScriptCall("register_users", (keys.users, keys.strays), args, _decided)
 
 
 class Deleted(NamedTuple):
@@ -60,6 +61,8 @@ def delete_users(keys: AppKeys, users: Sequence[str]) -> ScriptCall[tuple[Delete
         keys.members,
         keys.joined,
         keys.joined_free,
+        keys.strays,
+        keys.gen,
     )
     return ScriptCall("delete_users", script_keys, tuple(users), _deleted)
 
@@ -69,7 +72,37 @@ def _deleted(reply: Sequence[Any]) -> tuple[Deleted, ...]:
 
 
 def unregister_users(keys: AppKeys, users: Sequence[str]) -> ScriptCall[int]:
-    return ScriptCall("unregister_users", (keys.users,), tuple(users))
+    sides = (keys.friends, keys.friended_by, keys.joined, keys.joined_free)
+    return ScriptCall("unregister_users", (keys.users, keys.strays, keys.gen, *sides), tuple(users))
+
+
+# -- usage ------------------------------------------------------------------------------------
+
+
+def user_counts(keys: AppKeys, users: Sequence[str]) -> ScriptCall[tuple[UserUsage, ...]]:
+    """Each user's registration, friends and counted groups."""
+    script_keys = (keys.gen, keys.users, keys.friends, keys.joined)
+
+    def decode(reply: Sequence[Any]) -> tuple[UserUsage, ...]:
+        return tuple(
+            UserUsage(user, bool(registered), friends, groups)
+            for user, (registered, friends, groups) in zip(users, pairs(reply, 3), strict=True)
+        )
+
+    return ScriptCall("user_counts", script_keys, tuple(users), decode)
+
+
+def group_counts(keys: AppKeys, groups: Sequence[str]) -> ScriptCall[tuple[GroupUsage | None, ...]]:
+    """Each group's type and members (None: no such group)."""
+
+    def decode(reply: Sequence[Any]) -> tuple[GroupUsage | None, ...]:
+        return tuple(
+            GroupUsage(group, group_type, members) if group_type else None
+            for group, (group_type, members) in zip(groups, pairs(reply, 2), strict=True)
+        )
+
+    script_keys = (keys.gen, keys.groups, keys.members)
+    return ScriptCall("group_counts", script_keys, tuple(groups), decode)
 
 
 # -- friends ----------------------------------------------------------------------------------
@@ -103,7 +136,8 @@ def add_friends(
         limit,
         *_with_limits(peers, peer_limits),
     )
-    return ScriptCall("add_friends", (keys.friends, keys.friended_by), args, _friend_decided)
+    script_keys = (keys.friends, keys.friended_by, keys.users, keys.strays, keys.gen)
+    return ScriptCall("add_friends", script_keys, args, _friend_decided)
 
 
 def _friend_decided(reply: Sequence[Any]) -> tuple[FriendDecided, ...]:
@@ -114,7 +148,8 @@ def remove_friend_edges(
     keys: AppKeys, edges: Sequence[tuple[str, str]]
 ) -> ScriptCall[tuple[bool, ...]]:
     args = tuple(part for edge in edges for part in edge)
-    return ScriptCall("remove_friend_edges", (keys.friends, keys.friended_by), args, _booleans)
+    script_keys = (keys.friends, keys.friended_by, keys.gen)
+    return ScriptCall("remove_friend_edges", script_keys, args, _booleans)
 
 
 def _booleans(reply: Sequence[Any]) -> tuple[bool, ...]:
@@ -146,7 +181,8 @@ class Created(NamedTuple):
 def _group_change_keys(keys: AppKeys, meter: str) -> tuple[str, ...]:
     """KEYS of a script that creates or destroys a group (the month's peak of groups lives in
     ``meter``)."""
-    return (keys.groups, keys.members, keys.joined, keys.joined_free, keys.av_rooms, meter)
+    memberships = (keys.groups, keys.members, keys.joined, keys.joined_free)
+    return (*memberships, keys.av_rooms, meter, keys.users, keys.strays, keys.gen)
 
 
 class Metering(NamedTuple):
@@ -227,7 +263,8 @@ def add_members(
         group_types,
         *_with_limits(users, user_limits),
     )
-    script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free)
+    memberships = (keys.groups, keys.members, keys.joined, keys.joined_free)
+    script_keys = (*memberships, keys.users, keys.strays, keys.gen)
     return ScriptCall("add_members", script_keys, args, _members_added)
 
 
@@ -249,7 +286,7 @@ class MembersRemoved(NamedTuple):
 
 
 def remove_members(keys: AppKeys, group: str, users: Sequence[str]) -> ScriptCall[MembersRemoved]:
-    script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free)
+    script_keys = (keys.groups, keys.members, keys.joined, keys.joined_free, keys.gen)
     return ScriptCall("remove_members", script_keys, (group, *users), _members_removed)
 
 
@@ -319,44 +356,80 @@ def _peak(reply: Sequence[Any]) -> str:
     return str(reply[1])
 
 
+# -- migration ------------------------------------------------------------------------------
+
+
+class ChunkMoved(NamedTuple):
+    moved: int  # entries moved by this call
+    left: int  # entries of the old sorted set still to move (0: done)
+
+
+def migrate_chunk(keys: AppKeys, namespace: str, count: int) -> ScriptCall[ChunkMoved]:
+    """Move up to ``count`` entries of the old layout's relation ``namespace`` (a name of
+    :data:`limiter.store.keys.NAMESPACES`) into the per-entity keys."""
+    users = namespace != "members"
+    script_keys = (getattr(keys, namespace), keys.users, keys.strays, keys.gen)
+    return ScriptCall("migrate_chunk", script_keys, (flags(users), count), lambda r: ChunkMoved(*r))
+
+
 # -- reconcile --------------------------------------------------------------------------------
 
 
-class ChunkDiff(NamedTuple):
-    """One compared chunk: whether more follows, its upper bound, entries added and removed,
-    and the count change of each subject it changes."""
+class EntityDiff(NamedTuple):
+    """One compared page: per namespace (entries before, after, added, removed), and each
+    (namespace index, id, change, count after) whose count changes."""
 
-    more: bool
-    upper: str
-    added: int
-    removed: int
-    changes: tuple[tuple[str, int], ...]
+    totals: tuple[tuple[int, int, int, int], ...]
+    changes: tuple[tuple[int, str, int, int], ...]
 
 
-def diff_chunk(live: str, rebuilt: str, low: str, size: int) -> ScriptCall[ChunkDiff]:
-    """``low``: "-" for the start, else "(" + the previous chunk's upper bound."""
-    return ScriptCall("diff_chunk", (live, rebuilt), (low, size), _chunk_diff)
+def diff_entities(
+    live: AppKeys, rebuilt: AppKeys, namespaces: Sequence[str], prefix: str, ids: Sequence[str]
+) -> ScriptCall[EntityDiff]:
+    """Compare ``ids``' relations in ``namespaces`` (ids already compared are skipped: the
+    rebuild's ``seen``, under ``prefix``)."""
+    count = len(namespaces)
+
+    def decode(reply: Sequence[Any]) -> EntityDiff:
+        totals = tuple(tuple(t) for t in pairs(reply[: 4 * count], 4))
+        changes = tuple(tuple(c) for c in pairs(reply[4 * count :], 4))
+        return EntityDiff(totals, changes)
+
+    script_keys = (live.gen, rebuilt.gen, rebuilt.seen, *namespaces)
+    return ScriptCall("diff_entities", script_keys, (prefix, *ids), decode)
 
 
-def _chunk_diff(reply: Sequence[Any]) -> ChunkDiff:
-    more, upper, added, removed, *changes = reply
-    pairs_ = tuple(zip(changes[::2], changes[1::2], strict=True))
-    return ChunkDiff(bool(more), upper, added, removed, pairs_)
+class Swap(NamedTuple):
+    """What a reconcile switches: the generation compared with and the new one, and what the
+    rebuild's users, groups and AV rooms must hold."""
+
+    live_generation: str
+    generation: str
+    sizes: tuple[int, int, int]
 
 
 def rebuild_swap(
     live: AppKeys,
     rebuilt: AppKeys,
-    sizes: Sequence[int],
+    swap: Swap,
     audit_entry: str,
     audit_kept: int,
     metering: Metering,
 ) -> ScriptCall[int]:
-    """Switch every relation key to its rebuilt one if each holds ``sizes`` (in
-    :meth:`AppKeys.relations` order). Replies the live groups after, or -1 (nothing done)."""
-    pairs_ = [
-        key for pair in zip(live.relations(), rebuilt.relations(), strict=True) for key in pair
-    ]
-    script_keys = (live.groups, live.audit, metering.meter, *pairs_)
+    """Switch the app to the rebuilt generation. Replies the live groups after, -1 (nothing
+    done) when a rebuilt index lost entries, -2 when another reconcile switched first."""
+    retired = live.rebuild(swap.live_generation)
+    script_keys = (
+        live.gen,
+        live.rebuilds,
+        live.audit,
+        metering.meter,
+        *live.indexes(),
+        *rebuilt.indexes(),
+        *retired.indexes(),
+        rebuilt.gen,
+        rebuilt.seen,
+    )
     args = (audit_entry, audit_kept, metering.today, metering.first_day, metering.retention)
-    return ScriptCall("rebuild_swap", script_keys, (*args, *sizes))
+    generations = (swap.live_generation, swap.generation)
+    return ScriptCall("rebuild_swap", script_keys, (*args, *generations, *swap.sizes))

@@ -1,6 +1,7 @@
 -- add_friends: add peers to a user's friend list; both-way also adds the user to each peer's.
--- KEYS[1]  friends      ("a\0b": b is in a's list)
--- KEYS[2]  friended_by  ("b\0a": the reverse index)
+-- KEYS[1]  friends namespace  KEYS[2] friended_by namespace (the reverse index)
+-- KEYS[3]  users  KEYS[4] strays  KEYS[5] gen (derived: friends / friended_by of the user
+--          and of each peer, lib.lua's entity)
 -- ARGV[1]  flags: 1 both-way (else single-way: touches only the requester's list); 2 the
 --          friends limit is in shadow mode; 3 all or nothing (if any peer would be refused,
 --          add none)
@@ -17,6 +18,7 @@
 -- Decides every peer first, then writes: a peer's own list is touched by no other peer, so
 -- only the requester's running count links the decisions.
 local FIRST = 4 -- the first peer
+use_generation(KEYS[5])
 local user = ARGV[2]
 local both = flag(1)
 local user_limit = tonumber(ARGV[3])
@@ -67,6 +69,7 @@ for i = FIRST, #ARGV, 2 do
 end
 local out = {}
 local write = not (refused and flag(3))
+local linked = false
 for _, d in ipairs(decisions) do
   local peer, outcome, sides = d[1], d[2], d[3]
   if write then
@@ -78,6 +81,10 @@ for _, d in ipairs(decisions) do
       link(KEYS[1], peer, user)
       link(KEYS[2], user, peer)
     end
+    if sides > 0 then
+      index_user(KEYS[3], KEYS[4], peer)
+      linked = true
+    end
   elseif outcome == 1 or outcome < 0 then
     outcome, sides = 0, 0
   elseif outcome == 30010 then
@@ -87,5 +94,8 @@ for _, d in ipairs(decisions) do
   out[#out + 1] = sides
   out[#out + 1] = d[4]
   out[#out + 1] = d[5]
+end
+if linked then
+  index_user(KEYS[3], KEYS[4], user)
 end
 return out

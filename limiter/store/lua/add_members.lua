@@ -1,5 +1,7 @@
 -- add_members: add users to an existing group; the eligible ones all fit, or nobody is added.
--- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free
+-- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free (namespaces)
+-- KEYS[5] users  KEYS[6] strays  KEYS[7] gen (derived: the group's members, each user's
+--          joined or joined_free)
 -- ARGV[1]  flags: 1, 2 group_members, groups_per_user are in shadow mode; 3 all or nothing
 --          (if any user would be refused, add none)
 -- ARGV[2]  group id
@@ -17,6 +19,7 @@
 --          over a shadow limit, 0 not attempted (the call was refused); count: the user's
 --          counted groups after the add, or at the decision for a refusal or a waiver.
 local FIRST = 5 -- the first user
+use_generation(KEYS[7])
 local group = ARGV[2]
 local group_type = redis.call("HGET", KEYS[1], group)
 if not group_type then
@@ -77,6 +80,7 @@ for n = 1, #outcomes do
     local user = ARGV[FIRST + 2 * (n - 1)]
     link(KEYS[2], group, user)
     link(joined_key, user, group)
+    index_user(KEYS[5], KEYS[6], user)
     if counted and outcome == 1 then
       counts[n] = counts[n] + 1
     end

@@ -1,6 +1,8 @@
 -- create_group: create a group with its owner and initial members, all or nothing.
--- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free  KEYS[5] av_rooms
--- KEYS[6] this month's metering hash (its peak of live groups is kept here)
+-- KEYS[1] groups  KEYS[2] members  KEYS[3] joined  KEYS[4] joined_free (namespaces)
+-- KEYS[5] av_rooms  KEYS[6] this month's metering hash (its peak of live groups is kept here)
+-- KEYS[7] users  KEYS[8] strays  KEYS[9] gen (derived: the group's members, each member's
+--          joined or joined_free)
 -- ARGV[1]  flags: 1 this type counts toward groups_per_user; 2 this type is an AV chat room
 --          (counts toward av_chatrooms); 3, 4, 5 group_members, av_chatrooms, groups_per_user
 --          are in shadow mode
@@ -16,6 +18,7 @@
 --          10037 `subject` has joined too many groups (count = its groups), followed by a
 --          triple (10037, user, count) for every other member that is also full.
 local FIRST = 9 -- the owner, then the other members
+use_generation(KEYS[9])
 local group = ARGV[2]
 local group_type = ARGV[3]
 local counted = flag(1)
@@ -77,13 +80,14 @@ track_groups(KEYS[6], groups - 1, groups, ARGV[6], ARGV[7], ARGV[8])
 if is_av then
   redis.call("SADD", KEYS[5], group)
 end
-local memberships, joins = {}, {}
+local people = {}
+local joined_key = counted and KEYS[3] or KEYS[4]
 for i = FIRST, #ARGV, 2 do
-  memberships[#memberships + 1] = group .. SEP .. ARGV[i]
-  joins[#joins + 1] = ARGV[i] .. SEP .. group
+  people[#people + 1] = ARGV[i]
+  link(joined_key, ARGV[i], group)
+  index_user(KEYS[7], KEYS[8], ARGV[i])
 end
-link_all(KEYS[2], memberships)
-link_all(counted and KEYS[3] or KEYS[4], joins)
+link_all(KEYS[2], group, people)
 local out = {0, group, size}
 for i = 1, #shadowed do
   out[#out + 1] = shadowed[i]

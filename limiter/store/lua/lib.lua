@@ -1,6 +1,4 @@
 -- Helpers shared by every limiter script; prepended to each script when it is registered.
--- Relations are entries "a\0b" of app-wide sorted sets (all scores 0); the entries of one
--- subject a are the lexical range [a\0, a\1), so counts are exact ZLEXCOUNTs.
 local SEP = "\0"
 
 -- The yes/no inputs of a script: ARGV[1] holds one "0"/"1" character each, in the order its
@@ -10,57 +8,63 @@ local function flag(i)
 end
 
 -- The lexical range of subject id's entries: [id\0, id\1).
-local function range_of(id)
-  return "[" .. id .. SEP, "(" .. id .. "\1"
+-- Relations: one hash per user or group, "<namespace>:<generation>:<id>" (field: the other
+-- id, value ""); the namespaces come in KEYS, the generation from the app's `gen` key, read
+-- once by use_generation(KEYS[i]) before any relation is touched. Every derived key shares
+-- the namespace's hash tag, so the script's slot.
+local GEN = nil
+
+local function use_generation(key)
+  GEN = redis.call("GET", key) or "0"
 end
 
-local function count_of(key, id)
-  return redis.call("ZLEXCOUNT", key, range_of(id))
+local function entity(namespace, id)
+  return namespace .. ":" .. GEN .. ":" .. id
+end
+
+local function count_of(namespace, id)
+  return redis.call("HLEN", entity(namespace, id))
 end
 
 -- The other ends of every relation of id, e.g. the groups of a user.
-local function related(key, id)
-  local entries = redis.call("ZRANGEBYLEX", key, range_of(id))
-  local start = #id + 2
-  for i = 1, #entries do
-    entries[i] = string.sub(entries[i], start)
-  end
-  return entries
+local function related(namespace, id)
+  return redis.call("HKEYS", entity(namespace, id))
 end
 
-local function has(key, a, b)
-  return redis.call("ZSCORE", key, a .. SEP .. b) ~= false
+local function has(namespace, a, b)
+  return redis.call("HEXISTS", entity(namespace, a), b) == 1
 end
 
-local function link(key, a, b)
-  redis.call("ZADD", key, 0, a .. SEP .. b)
+local function link(namespace, a, b)
+  redis.call("HSET", entity(namespace, a), b, "")
 end
 
-local function unlink(key, a, b)
-  return redis.call("ZREM", key, a .. SEP .. b)
+local function unlink(namespace, a, b)
+  return redis.call("HDEL", entity(namespace, a), b)
 end
 
--- Many entries per command: every redis.call has a fixed cost, so a big group's entries go
+-- Many fields per command: every redis.call has a fixed cost, so a big group's members go
 -- CHUNK at a time (well inside unpack's limit on values).
 local CHUNK = 1000
 
--- ZADD (score 0) each of `entries`, "a\0b" strings.
-local function link_all(key, entries)
-  local args = {}
-  for i = 1, #entries do
-    args[#args + 1] = 0
-    args[#args + 1] = entries[i]
-    if #args == 2 * CHUNK or i == #entries then
-      redis.call("ZADD", key, unpack(args))
+-- Link a to each of `others`.
+local function link_all(namespace, a, others)
+  local key, args = entity(namespace, a), {}
+  for i = 1, #others do
+    args[#args + 1] = others[i]
+    args[#args + 1] = ""
+    if #args == 2 * CHUNK or i == #others then
+      redis.call("HSET", key, unpack(args))
       args = {}
     end
   end
 end
 
--- ZREM each of `entries`.
-local function unlink_all(key, entries)
-  for first = 1, #entries, CHUNK do
-    redis.call("ZREM", key, unpack(entries, first, math.min(first + CHUNK - 1, #entries)))
+-- Keep the index of ids that hold relations: an id that is not a registered account goes
+-- into `strays` (users, strays: the app's sets).
+local function index_user(users, strays, user)
+  if redis.call("SISMEMBER", users, user) == 0 then
+    redis.call("SADD", strays, user)
   end
 end
 

@@ -1,5 +1,5 @@
 -- register_users: register accounts in request order, as many as the app's `users` limit takes.
--- KEYS[1]  users set
+-- KEYS[1]  users set  KEYS[2] strays (an account registered leaves it)
 -- ARGV[1]  flags: 1 the users limit is in shadow mode; 2 all or nothing (if any account would
 --          be refused, register none)
 -- ARGV[2]  users limit (-1 = unlimited)
@@ -35,6 +35,7 @@ for i = FIRST, #ARGV do
     outcome = verdict(count, limit, shadow, 70398)
     if outcome <= 0 then
       redis.call("SADD", KEYS[1], ARGV[i])
+      redis.call("SREM", KEYS[2], ARGV[i])
       count = count + 1
       if outcome == 0 then
         outcome, at_decision = 1, count

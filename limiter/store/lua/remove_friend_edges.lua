@@ -1,7 +1,9 @@
 -- remove_friend_edges: remove directed friend-list entries (both-way removal passes both).
--- KEYS[1]  friends  KEYS[2]  friended_by
+-- KEYS[1]  friends namespace  KEYS[2] friended_by namespace  KEYS[3] gen (derived: the
+--          friends and friended_by of each side)
 -- ARGV[1..] pairs: owner of the list, the friend to remove from it
 -- Returns  per pair: 1 removed, 0 was not there
+use_generation(KEYS[3])
 local out = {}
 for i = 1, #ARGV, 2 do
   local removed = unlink(KEYS[1], ARGV[i], ARGV[i + 1])
