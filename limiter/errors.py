@@ -7,6 +7,7 @@ LimiterError
 ├── PlanConflict              a plan change the app cannot take (a trial buying an expansion)
 ├── GroupNotFound             an operation on a group that does not exist (IM code 10010)
 ├── GroupExists               creating a group whose id is taken (IM code 10021)
+├── NotRegistered             accounts first: a relation names ids that are not accounts
 ├── Refused                   a limit said no; carries limit, scope, current, maximum, code
 │   └── Suspended             the paid package lapsed or has not started (IM code 60020)
 └── StoreUnavailable          Redis could not be reached (outage policy ``closed``)
@@ -70,6 +71,19 @@ class GroupExists(LimiterError):
         super().__init__(f"group {group!r} already exists in app {app!r}")
         self.app = app
         self.group = group
+
+
+class NotRegistered(LimiterError):
+    """Accounts first (``require_registered``): a friend add's requester, a group's owner or
+    initial member, or a member of an all-or-nothing add is not a registered account of the
+    app; nothing was changed. ``accounts``: every such id of the call."""
+
+    def __init__(self, app: str, accounts: tuple[str, ...]) -> None:
+        names = ", ".join(shown(account) for account in accounts[:5])
+        more = f" and {len(accounts) - 5} more" if len(accounts) > 5 else ""
+        super().__init__(f"not registered accounts of app {app!r}: {names}{more}")
+        self.app = app
+        self.accounts = accounts
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from limiter.errors import (
     GroupNotFound,
     InvalidRequest,
     LimiterError,
+    NotRegistered,
     PlanConflict,
     Refused,
     StoreUnavailable,
@@ -269,7 +270,8 @@ def problem_response(
 
 async def limiter_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     """Answer a :class:`LimiterError` as ``application/problem+json``: a refusal 403 with its
-    fields, an outage 503, bad input 422 naming the field, a missing group 404, a conflict 409."""
+    fields, ids that are not registered accounts 403 naming them, an outage 503, bad input 422
+    naming the field, a missing group 404, a conflict 409."""
     if isinstance(exc, Refused):
         also = [RefusalView.body(other) for other in exc.also]
         body = RefusalView.body(exc.refusal)
@@ -280,6 +282,9 @@ async def limiter_exception_handler(request: Request, exc: Exception) -> JSONRes
         )
     if isinstance(exc, InvalidRequest):
         return problem_response(422, "Invalid request", str(exc), field=exc.field)
+    if isinstance(exc, NotRegistered):
+        accounts = list(exc.accounts)
+        return problem_response(403, "Not registered", str(exc), accounts=accounts)
     if isinstance(exc, GroupNotFound):
         return problem_response(404, "Group not found", str(exc), code=exc.code)
     if isinstance(exc, GroupExists):

@@ -81,7 +81,9 @@ class Month:
 @dataclass(frozen=True)
 class LoginRecorded:
     """``record_login``: whether this login was the user's first of that billing day, and the
-    day's count after it. ``late``: the day had already closed, so nothing was counted."""
+    day's count after it. ``late``: the day had already closed, so nothing was counted;
+    ``registered`` False: accounts first, and the user is not a registered account, so
+    nothing was counted."""
 
     app: str
     user: str
@@ -90,6 +92,7 @@ class LoginRecorded:
     dau: int
     late: bool = False
     degraded: bool = False
+    registered: bool = True
 
 
 @dataclass(frozen=True)

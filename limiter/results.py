@@ -16,6 +16,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"
     REMOVED = "removed"
     ABSENT = "absent"
+    NOT_REGISTERED = "not_registered"  # accounts first: not a registered account, nothing done
 
 
 @dataclass(frozen=True)

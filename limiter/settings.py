@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="how often each engine re-reads the data-set marker that detects a flushed "
         "Redis (also on its first request and after an outage)",
     )
+    require_registered: bool = Field(
+        default=True,
+        description="accounts first: friend adds, group creations and member adds name only "
+        "registered accounts (others get not_registered), and only their logins count in DAU",
+    )
     user_id_max_bytes: int = Field(default=32, ge=1, le=1024)
     group_id_max_bytes: int = Field(default=48, ge=1, le=1024)
 

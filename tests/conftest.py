@@ -201,6 +201,23 @@ def client(backend: Backend) -> Iterator[redis.Redis]:
     plain.close()
 
 
+Enroll = Callable[..., None]
+
+
+@pytest.fixture
+def enroll(backend: Backend) -> Iterator[Enroll]:
+    """``enroll(app, *ids, prefix="limiter")``: make ids registered accounts of ``app`` as set-up
+    (accounts first: relations name only accounts), straight into the app's users set, so
+    past the ``users`` limit and with no audit entry, for tests about something else."""
+    plain = backend.sync_client()
+
+    def enroll(app: str, *ids: str, prefix: str = "limiter") -> None:
+        plain.sadd(KeyLayout(prefix).app(app).users, *ids)
+
+    yield enroll
+    plain.close()
+
+
 def keys_of(engine: Any, app: str) -> AppKeys:
     """The Redis keys of ``app`` under the engine's key prefix, to read what scripts store."""
     return KeyLayout(engine.settings.key_prefix).app(app)

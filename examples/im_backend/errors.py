@@ -22,6 +22,7 @@ from limiter.errors import (
     GroupNotFound,
     InvalidRequest,
     LimiterError,
+    NotRegistered,
     Refused,
     StoreUnavailable,
 )
@@ -61,7 +62,7 @@ async def limiter_error(request: Request, exc: Exception) -> Response:
         return await limiter_exception_handler(request, exc)
     if isinstance(exc, Refused | GroupNotFound | GroupExists):
         return _im(shapes.fail(exc.code, str(exc)))
-    if isinstance(exc, InvalidRequest):
+    if isinstance(exc, InvalidRequest | NotRegistered):
         return _im(shapes.fail(shapes.INVALID.get(service, 90001), str(exc)))
     if isinstance(exc, StoreUnavailable):
         info = "the limit store is unavailable; retry (nothing was added; a removal completes)"

@@ -51,7 +51,8 @@ def _register(
         return refusal(ctx, limits, code, "users", "app", app, count, found)
 
     if all_or_nothing:
-        raise_first_refusal(ctx, [d.outcome for d in reply], lambda i: refused(*reply[i]))
+        outcomes = [d.outcome for d in reply]
+        raise_first_refusal(ctx, app, ids, outcomes, lambda i: refused(*reply[i]))
     items = []
     for user, (outcome, count) in zip(ids, reply, strict=True):
         verdict, why = judge(ctx, "users", outcome, partial(refused, count=count))

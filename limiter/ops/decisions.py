@@ -10,6 +10,7 @@ from typing import TypeVar
 from limiter.errors import (
     InvalidRequest,
     Lift,
+    NotRegistered,
     Refusal,
     Refused,
     Scope,
@@ -23,9 +24,9 @@ from limiter.results import BatchResult, Item, Outcome
 T = TypeVar("T")
 log = logging.getLogger("limiter")
 
-# A script's outcome of one item: 1 added, 2 already there, a positive IM code refused, the
-# negated code when shadow mode let a refusal through.
-ADDED, ALREADY = 1, 2
+# A script's outcome of one item: 1 added, 2 already there, 3 not a registered account (accounts
+# first), a positive IM code refused, the negated code when shadow mode let a refusal through.
+ADDED, ALREADY, NOT_REGISTERED = 1, 2, 3
 
 
 def require_active(ctx: Context, app: str, limits: EffectiveLimits) -> None:
@@ -61,6 +62,9 @@ def judge(
     if outcome == ADDED:
         ctx.stats.decisions[(limit, "allowed")] += 1
         return Outcome.ADDED, None
+    if outcome == NOT_REGISTERED:
+        ctx.stats.decisions[("accounts", "not_registered")] += 1
+        return Outcome.NOT_REGISTERED, None
     if outcome < 0:
         waived = refused(-outcome)
         shadowed(ctx, waived)
@@ -82,12 +86,27 @@ def refuse(ctx: Context, why: Refusal, also: tuple[Refusal, ...] = ()) -> Refuse
 
 
 def raise_first_refusal(
-    ctx: Context, outcomes: Sequence[int], refusal_at: Callable[[int], Refusal]
+    ctx: Context,
+    app: str,
+    ids: Sequence[str],
+    outcomes: Sequence[int],
+    refusal_at: Callable[[int], Refusal],
 ) -> None:
-    """All or nothing: raise the first refusal of a reply in which nothing was written."""
+    """All or nothing: raise for a reply in which nothing was written: :class:`NotRegistered`
+    naming every id that is not an account, else the first refusal."""
+    pairs = zip(ids, outcomes, strict=True)
+    strangers = tuple(i for i, outcome in pairs if outcome == NOT_REGISTERED)
+    if strangers:
+        raise not_registered(ctx, app, strangers)
     for index, outcome in enumerate(outcomes):
         if outcome > ALREADY:
             raise refuse(ctx, refusal_at(index))
+
+
+def not_registered(ctx: Context, app: str, ids: tuple[str, ...]) -> NotRegistered:
+    """The exception of a call refused because it names ids that are not accounts, counted."""
+    ctx.stats.decisions[("accounts", "not_registered")] += len(ids)
+    return NotRegistered(app, ids)
 
 
 def guarded(ctx: Context, op: Op[T], fallback: Callable[[], T], what: str) -> Op[T]:

@@ -14,6 +14,7 @@ from limiter.ops.decisions import (
     all_added,
     guarded,
     judge,
+    not_registered,
     raise_first_refusal,
     refusal,
     require_active,
@@ -40,8 +41,10 @@ def add_friends(
     """Add peers to ``user``'s list (and ``user`` to theirs when ``both_ways``).
 
     Per peer: added, already, refused 30010 (the user's list is full) or 30014 (the peer's,
-    both-way only). A both-way add over an existing single-way relation completes it.
-    ``all_or_nothing``: if any peer would be refused, add none and raise :class:`Refused`.
+    both-way only), or not_registered (accounts first: the peer is not an account). A
+    both-way add over an existing single-way relation completes it. ``all_or_nothing``: if
+    any peer would be refused, add none and raise :class:`Refused` (:class:`NotRegistered`
+    for peers that are not accounts). A requester that is not an account: NotRegistered.
     """
     ctx.keys(app)
     user = ctx.ids.user(user)
@@ -70,12 +73,19 @@ def _add(
         both_ways=both_ways,
         shadow=ctx.in_shadow("friends"),
         all_or_nothing=all_or_nothing,
+        require_registered=ctx.settings.require_registered,
     )
     reply = yield from call(script)
+    if reply is None:
+        raise not_registered(ctx, app, (user,))
     refused = partial(_refusal, ctx, limits, app, user, mine, theirs)
     if all_or_nothing:
         raise_first_refusal(
-            ctx, [d.outcome for d in reply], lambda i: refused(reply[i][0], ids[i], reply[i][2])
+            ctx,
+            app,
+            ids,
+            [d.outcome for d in reply],
+            lambda i: refused(reply[i][0], ids[i], reply[i][2]),
         )
     items = []
     for peer, (outcome, sides, count, peer_count) in zip(ids, reply, strict=True):

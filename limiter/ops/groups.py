@@ -13,10 +13,12 @@ from limiter.errors import GroupExists, GroupNotFound, Refusal
 from limiter.limits import EffectiveLimits, Limit
 from limiter.ops.context import Context, Op, cap
 from limiter.ops.decisions import (
+    NOT_REGISTERED,
     all_absent,
     all_added,
     guarded,
     judge,
+    not_registered,
     raise_first_refusal,
     refusal,
     refuse,
@@ -47,7 +49,8 @@ def create_group(
     """Create a group with its owner (a member) and initial members, all or nothing.
 
     Raises :class:`Refused` with 10036 (AV chat rooms), 10038 (too many initial members)
-    or 10037 (the owner or a member is at groups_per_user); :class:`GroupExists`.
+    or 10037 (the owner or a member is at groups_per_user); :class:`GroupExists`;
+    :class:`NotRegistered` (accounts first: the owner or a member is not an account).
     """
     keys = ctx.keys(app)
     group = ctx.ids.group(group)
@@ -82,10 +85,13 @@ def _create(ctx: Context, new: _NewGroup) -> Op[GroupCreated]:
             ctx.in_shadow("av_chatrooms"),
             ctx.in_shadow("groups_per_user"),
         ),
+        require_registered=ctx.settings.require_registered,
     )
     status, subject, count, reported = yield from call(script)
     if status == 10021:
         raise GroupExists(new.app, new.group)
+    if status == NOT_REGISTERED:
+        raise not_registered(ctx, new.app, (subject, *(found.subject for found in reported)))
     refused = partial(_create_refusal, ctx, limits, new, group_limit, rooms_limit, per_user)
     others = tuple(refused(*found) for found in reported)
     if status:
@@ -127,7 +133,9 @@ def add_members(
 ) -> Op[MembersResult]:
     """Add users to a group. Per user: added, already, or refused 10037 (their own
     groups_per_user); if the eligible ones do not all fit, :class:`Refused` 10014 and
-    nothing changes. ``all_or_nothing``: a 10037 also refuses the whole call."""
+    nothing changes; not_registered for a user that is not an account (accounts first).
+    ``all_or_nothing``: a 10037 also refuses the whole call (a user that is not an account:
+    :class:`NotRegistered`)."""
     keys = ctx.keys(app)
     group = ctx.ids.group(group)
     ids = ctx.ids.users(users, "users")
@@ -161,6 +169,7 @@ def _add_members(
         [cap(per_user[user]) for user in ids],
         shadow=(ctx.in_shadow("group_members"), ctx.in_shadow("groups_per_user")),
         all_or_nothing=all_or_nothing,
+        require_registered=ctx.settings.require_registered,
     )
     status, size, group_type, decided = yield from call(script)
     if status == 10010:
@@ -182,6 +191,8 @@ def _add_members(
     if status == 10037:
         raise_first_refusal(
             ctx,
+            app,
+            ids,
             [d.outcome for d in decided],
             lambda i: refused(decided[i][0], ids[i], decided[i][1]),
         )

@@ -49,8 +49,11 @@ def _record_login(
         keys.meter(billing.month),
         math.ceil((billing.closes - now).total_seconds()),
         seconds_left(billing.kept_until, now),
+        require_registered=ctx.settings.require_registered,
     )
     outcome, count = yield from call(script)
+    if outcome == -2:
+        return LoginRecorded(app, user, billing.day, False, count, registered=False)
     if outcome < 0:
         log.warning(
             "login of %r on %s arrived after the day closed: not counted", user, billing.day

@@ -129,9 +129,12 @@ def add_friends(
     both_ways: bool,
     shadow: bool,
     all_or_nothing: bool,
-) -> ScriptCall[tuple[FriendDecided, ...]]:
+    require_registered: bool,
+) -> ScriptCall[tuple[FriendDecided, ...] | None]:
+    """Decodes to each peer's outcome, or None: the requester is not a registered account
+    (``require_registered``) and nothing was decided."""
     args = (
-        flags(both_ways, shadow, all_or_nothing),
+        flags(both_ways, shadow, all_or_nothing, require_registered),
         user,
         limit,
         *_with_limits(peers, peer_limits),
@@ -140,8 +143,10 @@ def add_friends(
     return ScriptCall("add_friends", script_keys, args, _friend_decided)
 
 
-def _friend_decided(reply: Sequence[Any]) -> tuple[FriendDecided, ...]:
-    return tuple(FriendDecided(*record) for record in pairs(reply, 4))
+def _friend_decided(reply: Sequence[Any]) -> tuple[FriendDecided, ...] | None:
+    if not reply[0]:
+        return None
+    return tuple(FriendDecided(*record) for record in pairs(reply[1:], 4))
 
 
 def remove_friend_edges(
@@ -208,11 +213,12 @@ def create_group(
     counted: bool,
     av_chatroom: bool,
     shadow: tuple[bool, bool, bool],
+    require_registered: bool,
 ) -> ScriptCall[Created]:
     """``shadow``: whether group_members, av_chatrooms and groups_per_user are in shadow mode;
     ``people``: the owner first, then the members."""
     args = (
-        flags(counted, av_chatroom, *shadow),
+        flags(counted, av_chatroom, *shadow, require_registered),
         group,
         group_type,
         member_limit,
@@ -252,12 +258,13 @@ def add_members(
     *,
     shadow: tuple[bool, bool],
     all_or_nothing: bool,
+    require_registered: bool,
 ) -> ScriptCall[MembersAdded]:
     """``group_limit``: the group's own limit when an override sets one (-1 unlimited), else
     None (its type's); ``group_types``: :func:`group_types`; ``shadow``: whether
     group_members and groups_per_user are in shadow mode."""
     args = (
-        flags(*shadow, all_or_nothing),
+        flags(*shadow, all_or_nothing, require_registered),
         group,
         "" if group_limit is None else group_limit,
         group_types,
@@ -326,7 +333,7 @@ def plan_write(
 
 
 class LoginCounted(NamedTuple):
-    outcome: int  # 1 the day's first login, 0 seen already, -1 the day had closed
+    outcome: int  # 1 the day's first login, 0 seen already, -1 the day had closed, -2 no account
     dau: int  # the day's distinct users
 
 
@@ -338,9 +345,11 @@ def record_login(
     meter: str,
     closes_in: int,
     retention: int,
+    *,
+    require_registered: bool,
 ) -> ScriptCall[LoginCounted]:
-    args = (user, day, closes_in, retention)
-    return ScriptCall("record_login", (dau_key, meter), args, _login_counted)
+    args = (user, day, closes_in, retention, flags(require_registered))
+    return ScriptCall("record_login", (dau_key, meter, keys.users), args, _login_counted)
 
 
 def _login_counted(reply: Sequence[Any]) -> LoginCounted:

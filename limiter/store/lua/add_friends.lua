@@ -4,12 +4,13 @@
 --          and of each peer, lib.lua's entity)
 -- ARGV[1]  flags: 1 both-way (else single-way: touches only the requester's list); 2 the
 --          friends limit is in shadow mode; 3 all or nothing (if any peer would be refused,
---          add none)
+--          add none); 4 accounts first: the user and each peer must be registered accounts
 -- ARGV[2]  the requesting user
 -- ARGV[3]  the requester's friends limit (-1 = unlimited)
 -- ARGV[4..] pairs: peer id, the peer's friends limit; peers distinct and not the user
--- Returns  per peer, four integers: outcome, sides added, count, peer count
---          outcome 1 added, 2 already, 30010 requester's list full, 30014 peer's list full,
+-- Returns  {1 (0: the requester is not a registered account, nothing else follows), then
+--          per peer four integers: outcome, sides added, count, peer count}
+--          outcome 1 added, 2 already, 3 the peer is not a registered account, 30010 requester's list full, 30014 peer's list full,
 --          -30010 / -30014 added over a shadow limit, 0 not attempted (all or nothing);
 --          sides: bit 1 the requester's side, bit 2 the peer's side; count: the list size the
 --          outcome speaks of (requester's, or the peer's for 30014), at the decision; peer count:
@@ -23,15 +24,23 @@ local user = ARGV[2]
 local both = flag(1)
 local user_limit = tonumber(ARGV[3])
 local shadow = flag(2)
+local required = flag(4)
+if required and not registered(KEYS[3], user) then
+  return {0}
+end
 local user_count = count_of(KEYS[1], user)
 local stored_count = user_count
 local decisions = {}
 local refused = false
 for i = FIRST, #ARGV, 2 do
   local peer = ARGV[i]
-  local forward = has(KEYS[1], user, peer)
-  local reverse = (not both) or has(KEYS[1], peer, user)
-  local outcome, sides, count, also = 2, 0, user_count, -1
+  local forward, reverse = true, true
+  local outcome, sides, count, also = NOT_REGISTERED, 0, 0, -1
+  if not (required and not registered(KEYS[3], peer)) then
+    forward = has(KEYS[1], user, peer)
+    reverse = (not both) or has(KEYS[1], peer, user)
+    outcome, count = 2, user_count
+  end
   if not (forward and reverse) then
     local mine, theirs, peer_count = 0, 0, 0
     if not forward then
@@ -67,7 +76,7 @@ for i = FIRST, #ARGV, 2 do
   refused = refused or outcome > 2
   decisions[#decisions + 1] = {peer, outcome, sides, count, also}
 end
-local out = {}
+local out = {1}
 local write = not (refused and flag(3))
 local linked = false
 for _, d in ipairs(decisions) do
@@ -81,7 +90,7 @@ for _, d in ipairs(decisions) do
       link(KEYS[1], peer, user)
       link(KEYS[2], user, peer)
     end
-    if sides > 0 then
+    if sides > 0 and not required then
       index_user(KEYS[3], KEYS[4], peer)
       linked = true
     end

@@ -3,7 +3,8 @@
 -- KEYS[5] users  KEYS[6] strays  KEYS[7] gen (derived: the group's members, each user's
 --          joined or joined_free)
 -- ARGV[1]  flags: 1, 2 group_members, groups_per_user are in shadow mode; 3 all or nothing
---          (if any user would be refused, add none)
+--          (if any user would be refused, add none); 4 accounts first: each user must be a
+--          registered account
 -- ARGV[2]  group id
 -- ARGV[3]  the group's own group_members limit if an override sets one, else "" (use the type's)
 -- ARGV[4]  the group types, one argument: "\0<type>\0<its group_members limit>\0<1 if it
@@ -13,9 +14,10 @@
 -- Returns  {status, size, group type, then per user two integers: outcome, count}
 --          status 0 done, 10010 no such group, 10014 the eligible users do not all fit
 --          (nothing changed), -10014 they did not fit a shadow limit but were added,
---          10037 all or nothing and some user's groups are full (nothing changed);
+--          10037 all or nothing and some user was refused (nothing changed);
 --          size: members after the call (before it, on 10014);
---          outcome 1 added, 2 already a member, 10037 the user's groups are full, -10037 added
+--          outcome 1 added, 2 already a member, 3 not a registered account, 10037 the user's
+--          groups are full, -10037 added
 --          over a shadow limit, 0 not attempted (the call was refused); count: the user's
 --          counted groups after the add, or at the decision for a refusal or a waiver.
 local FIRST = 5 -- the first user
@@ -28,6 +30,7 @@ end
 local shadow_members = flag(1)
 local shadow_groups = flag(2)
 local all_or_nothing = flag(3)
+local required = flag(4)
 local member_limit, counted = -1, false
 local found = string.find(ARGV[4], SEP .. group_type .. SEP, 1, true)
 if found then
@@ -43,7 +46,9 @@ local outcomes, counts, eligible, refused = {}, {}, 0, false
 for i = FIRST, #ARGV, 2 do
   local user = ARGV[i]
   local outcome, count = 2, 0
-  if not has(KEYS[2], group, user) then
+  if required and not registered(KEYS[5], user) then
+    outcome, refused = NOT_REGISTERED, true
+  elseif not has(KEYS[2], group, user) then
     outcome = 0
     if counted then
       count = count_of(KEYS[3], user)
@@ -69,7 +74,7 @@ local out = {status, size, group_type}
 if status > 0 then
   for n = 1, #outcomes do
     local outcome = outcomes[n]
-    out[#out + 1] = (outcome == 10037) and outcome or 0
+    out[#out + 1] = (outcome > 2) and outcome or 0
     out[#out + 1] = counts[n]
   end
   return out
@@ -80,7 +85,9 @@ for n = 1, #outcomes do
     local user = ARGV[FIRST + 2 * (n - 1)]
     link(KEYS[2], group, user)
     link(joined_key, user, group)
-    index_user(KEYS[5], KEYS[6], user)
+    if not required then
+      index_user(KEYS[5], KEYS[6], user)
+    end
     if counted and outcome == 1 then
       counts[n] = counts[n] + 1
     end

@@ -5,7 +5,8 @@
 --          joined or joined_free)
 -- ARGV[1]  flags: 1 this type counts toward groups_per_user; 2 this type is an AV chat room
 --          (counts toward av_chatrooms); 3, 4, 5 group_members, av_chatrooms, groups_per_user
---          are in shadow mode
+--          are in shadow mode; 6 accounts first: the owner and each member must be registered
+--          accounts
 -- ARGV[2]  group id
 -- ARGV[3]  canonical group type
 -- ARGV[4]  the group's group_members limit (-1 = unlimited)
@@ -13,7 +14,9 @@
 -- ARGV[6]  today, ARGV[7] the month's first day (YYYY-MM-DD), ARGV[8] metering retention (s)
 -- ARGV[9..] pairs: member id, that member's groups_per_user limit; the owner first; distinct
 -- Returns  {status, subject, count, then shadowed triples (code, subject, count)...}
---          status 0 created (count = members), 10021 the id is taken, 10036 too many AV
+--          status 0 created (count = members), 10021 the id is taken, 3 `subject` is not a
+--          registered account (count 0), followed by a triple (3, id, 0) for every other
+--          one that is not either, 10036 too many AV
 --          chat rooms (count = rooms), 10038 too many initial members (count = asked),
 --          10037 `subject` has joined too many groups (count = its groups), followed by a
 --          triple (10037, user, count) for every other member that is also full.
@@ -28,9 +31,27 @@ local av_limit = tonumber(ARGV[5])
 local shadow_members = flag(3)
 local shadow_av = flag(4)
 local shadow_groups = flag(5)
+local required = flag(6)
 
 if redis.call("HEXISTS", KEYS[1], group) == 1 then
   return {10021, group, 0}
+end
+if required then
+  local strangers = nil
+  for i = FIRST, #ARGV, 2 do
+    if not registered(KEYS[7], ARGV[i]) then
+      if strangers then
+        strangers[#strangers + 1] = NOT_REGISTERED
+        strangers[#strangers + 1] = ARGV[i]
+        strangers[#strangers + 1] = 0
+      else
+        strangers = {NOT_REGISTERED, ARGV[i], 0}
+      end
+    end
+  end
+  if strangers then
+    return strangers
+  end
 end
 local shadowed = {}
 local function check(outcome, subject, count)
@@ -85,7 +106,9 @@ local joined_key = counted and KEYS[3] or KEYS[4]
 for i = FIRST, #ARGV, 2 do
   people[#people + 1] = ARGV[i]
   link(joined_key, ARGV[i], group)
-  index_user(KEYS[7], KEYS[8], ARGV[i])
+  if not required then
+    index_user(KEYS[7], KEYS[8], ARGV[i])
+  end
 end
 link_all(KEYS[2], group, people)
 local out = {0, group, size}

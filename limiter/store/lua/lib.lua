@@ -7,7 +7,6 @@ local function flag(i)
   return string.sub(ARGV[1], i, i) == "1"
 end
 
--- The lexical range of subject id's entries: [id\0, id\1).
 -- Relations: one hash per user or group, "<namespace>:<generation>:<id>" (field: the other
 -- id, value ""); the namespaces come in KEYS, the generation from the app's `gen` key, read
 -- once by use_generation(KEYS[i]) before any relation is touched. Every derived key shares
@@ -60,10 +59,20 @@ local function link_all(namespace, a, others)
   end
 end
 
+-- Accounts first: a script told to require registration (one of its flags) gives an id that
+-- is not a registered account the outcome NOT_REGISTERED (a refusal with no limit) and relates
+-- it to nothing (users: the app's set of accounts).
+local NOT_REGISTERED = 3
+
+local function registered(users, id)
+  return redis.call("SISMEMBER", users, id) == 1
+end
+
 -- Keep the index of ids that hold relations: an id that is not a registered account goes
--- into `strays` (users, strays: the app's sets).
+-- into `strays` (users, strays: the app's sets). Needed only when registration is not
+-- required: otherwise every related id is an account already.
 local function index_user(users, strays, user)
-  if redis.call("SISMEMBER", users, user) == 0 then
+  if not registered(users, user) then
     redis.call("SADD", strays, user)
   end
 end

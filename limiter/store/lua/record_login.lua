@@ -1,15 +1,20 @@
 -- record_login: count a user once per billing day, and keep the month's peak of those counts.
 -- KEYS[1]  the day's user set (dropped when the day closes)
--- KEYS[2]  the month's metering hash
+-- KEYS[2]  the month's metering hash  KEYS[3] users
 -- ARGV[1]  user id
 -- ARGV[2]  the day (YYYY-MM-DD)
 -- ARGV[3]  seconds until the day closes (from the caller's now; <= 0: it has closed)
 -- ARGV[4]  metering retention (s): the month hash expires this long after its last write
+-- ARGV[5]  "1": accounts first, a user that is not a registered account is not counted
 -- Returns  {outcome, count}: outcome 1 first login of the day, 0 seen already, -1 the day
---          had closed or its set was lost (nothing counted); count is the day's distinct
+--          had closed or its set was lost (nothing counted), -2 not a registered account
+--          (nothing counted); count is the day's distinct
 --          users after the call
 local field = "dau:" .. ARGV[2]
 local closes_in = tonumber(ARGV[3])
+if ARGV[5] == "1" and not registered(KEYS[3], ARGV[1]) then
+  return {-2, redis.call("SCARD", KEYS[1])}
+end
 if closes_in <= 0 then
   return {-1, tonumber(redis.call("HGET", KEYS[2], field) or "0")}
 end
