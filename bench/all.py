@@ -17,8 +17,17 @@ from pathlib import Path
 from bench.common import RESULTS, URL, Figure, read_json, write_json
 
 # In the order of the issues: decision cost, endpoint, big groups, flat cost, reconcile, memory,
-# the cluster.
-BENCHMARKS = ("decisions", "endpoint", "groups", "scale", "reconcile", "memory", "cluster")
+# the relation layout against 0.1's, the cluster.
+BENCHMARKS = (
+    "decisions",
+    "endpoint",
+    "groups",
+    "scale",
+    "reconcile",
+    "memory",
+    "layouts",
+    "cluster",
+)
 DOC = Path(__file__).parent.parent / "docs" / "benchmarks.md"
 
 

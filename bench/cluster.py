@@ -19,7 +19,17 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, Timing, cli, client, median_of, time_async, time_sync
+from bench.common import (
+    Figure,
+    Timing,
+    cli,
+    client,
+    enroll,
+    keys_of,
+    median_of,
+    time_async,
+    time_sync,
+)
 from bench.redis_cluster import LocalCluster, free_base_port
 from limiter import AsyncLimiter, Limiter, Settings
 from limiter.store.clients import sync_client
@@ -63,22 +73,37 @@ def prepare(url: str) -> None:
     for app in APPS:
         engine.set_edition(app, "pro", purchased_on=engine.now().date())
         engine.set_override(app, "group_members", None, group="g")
+        enroll(engine.store.client, keys_of(engine, app), ["owner"])
         engine.create_group(app, "g", "Public", owner="owner")
     engine.close()
 
 
-def calls(engine: Any) -> dict[str, Callable[[str], Callable[[int], Any]]]:
-    """Each measured call, given a tag that keeps its ids new; calls cycle over the apps."""
+def calls(engine: Any, setup: Any, ops: int) -> dict[str, Callable[[str], Callable[[int], Any]]]:
+    """Each measured call, given a tag that keeps its ids new; calls cycle over the apps. The
+    ids a measurement relates are registered accounts, made before it (untimed) through
+    ``setup``, a blocking client of the same store."""
 
     def app(i: int) -> str:
         return APPS[i % len(APPS)]
 
+    def accounts(tag: str, *kinds: str) -> None:
+        for n, name in enumerate(APPS):
+            ids = [f"{kind}{tag}-{i}" for kind in kinds for i in range(n, ops, len(APPS))]
+            if ids:
+                enroll(setup, keys_of(engine, name), ids)
+
+    def add_members(tag: str) -> Callable[[int], Any]:
+        accounts(tag, "m")
+        return lambda i: engine.add_members(app(i), "g", [f"m{tag}-{i}"])
+
+    def add_friends(tag: str) -> Callable[[int], Any]:
+        accounts(tag, "a", "b")
+        return lambda i: engine.add_friends(app(i), f"a{tag}-{i}", [f"b{tag}-{i}"])
+
     return {
         "register_users": lambda tag: lambda i: engine.register_users(app(i), [f"r{tag}-{i}"]),
-        "add_members": lambda tag: lambda i: engine.add_members(app(i), "g", [f"m{tag}-{i}"]),
-        "add_friends": lambda tag: (
-            lambda i: engine.add_friends(app(i), f"a{tag}-{i}", [f"b{tag}-{i}"])
-        ),
+        "add_members": add_members,
+        "add_friends": add_friends,
     }
 
 
@@ -98,23 +123,29 @@ def schedule(stores: list[str], rounds: int, prefix: str) -> Iterator[tuple[str,
 
 def measure_sync(urls: dict[str, str], ops: int, rounds: int) -> Rounds:
     engines = {name: Limiter.from_settings(settings(url)) for name, url in urls.items()}
+    setups = {name: sync_client(url) for name, url in urls.items()}
     found: Rounds = {}
     for name, operation, tag in schedule(list(urls), rounds, "s"):
-        run = calls(engines[name])[operation](tag)
+        run = calls(engines[name], setups[name], ops)[operation](tag)
         found.setdefault((name, operation), []).append(time_sync(run, ops))
     for engine in engines.values():
         engine.close()
+    for setup in setups.values():
+        setup.close()
     return found
 
 
 async def measure_async(urls: dict[str, str], ops: int, rounds: int) -> Rounds:
     engines = {name: AsyncLimiter.from_settings(settings(url)) for name, url in urls.items()}
+    setups = {name: sync_client(url) for name, url in urls.items()}
     found: Rounds = {}
     for name, operation, tag in schedule(list(urls), rounds, "a"):
-        run = calls(engines[name])[operation](tag)
+        run = calls(engines[name], setups[name], ops)[operation](tag)
         found.setdefault((name, operation), []).append(await time_async(run, ops, CONCURRENCY))
     for engine in engines.values():
         await engine.aclose()
+    for setup in setups.values():
+        setup.close()
     return found
 
 

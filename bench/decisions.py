@@ -19,7 +19,17 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.common import Figure, Timing, cli, client, keys_of, median_of, time_async, time_sync
+from bench.common import (
+    Figure,
+    Timing,
+    cli,
+    client,
+    enroll,
+    keys_of,
+    median_of,
+    time_async,
+    time_sync,
+)
 from limiter import AsyncLimiter, AsyncStore, Limiter, Settings, SyncStore
 
 APP = "bench-decisions"
@@ -60,6 +70,7 @@ def prepare(url: str) -> None:
     engine = Limiter(SyncStore(client(url)), settings=settings(url))
     engine.set_edition(APP, "pro", purchased_on=engine.now().date())
     engine.set_override(APP, "group_members", None, group=GROUP)
+    enroll(engine.store.client, keys_of(engine, APP), ["owner"])
     engine.create_group(APP, GROUP, "Public", owner="owner")
     engine.close()
 
@@ -68,19 +79,38 @@ Sync = Callable[[int], object]
 
 
 def operations_of(
-    engine: Limiter | AsyncLimiter, trivial: str
+    engine: Limiter | AsyncLimiter, trivial: str, url: str, ops: int
 ) -> dict[str, Callable[[str], Callable[[int], Any]]]:
     """Each measured call (blocking, or a coroutine with the async engine), given a tag that
-    keeps its ids unused by earlier measurements."""
+    keeps its ids unused by earlier measurements. The ids a measurement relates or logs in
+    are registered accounts (made before it, untimed); register_users' are new."""
     redis: Any = engine.store.client
-    key = keys_of(engine, APP).users
+    keys = keys_of(engine, APP)
+    setup = client(url, flush=False)
+
+    def accounts(tag: str, *kinds: str) -> str:
+        enroll(setup, keys, [f"{kind}{tag}-{i}" for kind in kinds for i in range(ops)])
+        return tag
+
+    def add_members(tag: str) -> Callable[[int], Any]:
+        accounts(tag, "m")
+        return lambda i: engine.add_members(APP, GROUP, f"m{tag}-{i}")
+
+    def add_friends(tag: str) -> Callable[[int], Any]:
+        accounts(tag, "a", "b")
+        return lambda i: engine.add_friends(APP, f"a{tag}-{i}", f"b{tag}-{i}")
+
+    def record_login(tag: str) -> Callable[[int], Any]:
+        accounts(tag, "l")
+        return lambda i: engine.record_login(APP, f"l{tag}-{i}")
+
     return {
-        "EVALSHA (trivial)": lambda tag: lambda i: redis.evalsha(trivial, 1, key),
+        "EVALSHA (trivial)": lambda tag: lambda i: redis.evalsha(trivial, 1, keys.users),
         "PING": lambda tag: lambda i: redis.ping(),
-        "add_members": lambda tag: lambda i: engine.add_members(APP, GROUP, f"m{tag}-{i}"),
-        "add_friends": lambda tag: lambda i: engine.add_friends(APP, f"a{tag}-{i}", f"b{tag}-{i}"),
+        "add_members": add_members,
+        "add_friends": add_friends,
         "register_users": lambda tag: lambda i: engine.register_users(APP, f"r{tag}-{i}"),
-        "record_login": lambda tag: lambda i: engine.record_login(APP, f"l{tag}-{i}"),
+        "record_login": record_login,
     }
 
 
@@ -110,7 +140,7 @@ def interleaved(operations: dict[str, Callable[[str], Sync]], ops: int, rounds: 
 
 def measure_sync(url: str, mode: Mode, rounds: int) -> Rounds:
     engine = Limiter(SyncStore(client(url, flush=False)), settings=settings(url))
-    operations = operations_of(engine, engine.store.client.script_load(TRIVIAL))
+    operations = operations_of(engine, engine.store.client.script_load(TRIVIAL), url, mode.ops)
     found = interleaved(operations, mode.ops, rounds)
     engine.close()
     return found
@@ -119,7 +149,8 @@ def measure_sync(url: str, mode: Mode, rounds: int) -> Rounds:
 async def measure_async(url: str, mode: Mode, rounds: int) -> Rounds:
     store = AsyncStore(aioredis.Redis.from_url(url, decode_responses=True))
     engine = AsyncLimiter(store, settings=settings(url))
-    operations = operations_of(engine, await store.client.script_load(TRIVIAL))
+    trivial = await store.client.script_load(TRIVIAL)
+    operations = operations_of(engine, trivial, url, mode.ops)
     found: Rounds = {name: [] for name in operations}
     tags = count()
     for round_number in range(rounds):

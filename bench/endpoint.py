@@ -31,18 +31,23 @@ from string import Template
 
 import psutil
 
-from bench.common import Figure, cli, client
+from bench.common import Figure, cli, client, enroll
 from bench.endpoint_app import BARE_SET, PATH, SLOWAPI_LIMIT, VARIANTS
 from bench.servers import START_SECONDS, Server, answers, environment, free_port, start
 from limiter import Limiter, Settings, SyncStore
+from limiter.store.keys import AppKeys, KeyLayout
 
 APP = "1400000001"
 GROUP = "bench-endpoint"
 THREADS, CONNECTIONS = 1, 32
 FULL = (3, 10, 2)  # rounds, seconds per run, seconds of warm-up per server
 SMOKE = (1, 1, 0)
+# Most requests a second a run is ready for: the members of a guarded run are registered
+# accounts (accounts first), made before it for this many requests a second.
+MOST_PER_SECOND = 20_000
 # wrk's request() is called for every request: each one adds a new member (the run's tag keeps
-# members of different runs apart), so the guard decides a real addition every time.
+# members of different runs apart), so the guard decides a real addition every time; those of
+# the guarded variants are registered accounts, made before the run (untimed).
 WRK_SCRIPT = Template("""
 local n = 0
 request = function()
@@ -193,10 +198,17 @@ def prepare(url: str) -> None:
     override so that no addition is refused however long the run."""
     engine = Limiter(SyncStore(client(url)), settings=Settings(redis_url=url))
     engine.set_override(APP, "group_members", None, group=GROUP)
+    enroll(engine.store.client, app_keys(), ["owner"])
     engine.create_group(APP, GROUP, "Public", "owner")
 
 
+def app_keys() -> AppKeys:
+    """The benchmark app's keys under the servers' key prefix (the default)."""
+    return KeyLayout(Settings().key_prefix).app(APP)
+
+
 def measure(
+    url: str,
     variant: str,
     server: Server,
     tag: str,
@@ -207,9 +219,16 @@ def measure(
     """One wrk run; with ``work`` (see :func:`redis_work`), checks that each answered request
     reached Redis."""
     before = work() if work else 0
+    ready = seconds * MOST_PER_SECOND
+    if variant in ("handle", "reserve"):
+        setup = client(url, flush=False)
+        enroll(setup, app_keys(), [f"{tag}-{n}" for n in range(1, ready + 1)])
+        setup.close()
     measured = load(server, tag, seconds, cpus()[1], folder)
     if work is not None and work() - before < measured.requests:
         raise RuntimeError(f"{variant}: {measured.requests} answers, {work() - before} in Redis")
+    if variant in ("handle", "reserve") and measured.requests > ready:
+        raise RuntimeError(f"{variant}: {measured.requests} requests, accounts for {ready} only")
     return measured
 
 
@@ -226,7 +245,8 @@ def run(url: str, smoke: bool) -> Figure:
         folder = Path(temporary)
 
         def measured(variant: str, tag: str, seconds: int) -> Load:
-            return measure(variant, servers[variant], tag, seconds, folder, works.get(variant))
+            work = works.get(variant)
+            return measure(url, variant, servers[variant], tag, seconds, folder, work)
 
         for variant in VARIANTS:
             if warmup:  # the first requests pay for imports, pools, caches

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from bench.common import Figure, cli, client, percentile
+from bench.common import Figure, cli, client, enroll, keys_of, percentile
 from limiter import Limiter, Settings, SyncStore
 
 APP = "bench-groups"
@@ -30,6 +30,9 @@ def engine(url: str) -> Limiter:
     )
     made.set_edition(APP, "pro", purchased_on=made.now().date())
     made.set_override(APP, "group_members", None)
+    # accounts first: every member is a registered account
+    people = [f"user-{n:07d}" for n in range(max(SIZES))] + [f"extra-{n:07d}" for n in range(BATCH)]
+    enroll(made.store.client, keys_of(made, APP), people)
     return made
 
 

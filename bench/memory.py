@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bench.common import Figure, cli, client, keys_of
+from bench.common import Figure, cli, client, enroll, keys_of
 from limiter import AccountRecord, FriendRecord, GroupRecord, Limiter, Settings, SyncStore
 from limiter.reconcile import Record
 from limiter.testing import ManualClock
@@ -98,7 +98,10 @@ def accounts(count: int) -> Iterator[Record]:
 
 def logins(engine: Limiter, redis_client: redis.Redis, count: int) -> list[str]:
     """``count`` users seen on one day: the first through the engine's script, the rest
-    pipelined into the same set (a set's memory does not depend on how it was filled)."""
+    pipelined into the same set (a set's memory does not depend on how it was filled). The
+    engine's are registered accounts (accounts first: only theirs count)."""
+    first = [user_id(n) for n in range(min(count, ENGINE_LOGINS))]
+    enroll(redis_client, keys_of(engine, APP), first)
     for n in range(min(count, ENGINE_LOGINS)):
         engine.record_login(APP, user_id(n))
     day_key = keys_of(engine, APP).dau(DAY.date())
@@ -112,6 +115,7 @@ def logins(engine: Limiter, redis_client: redis.Redis, count: int) -> list[str]:
 
 def month_of_metering(engine: Limiter, clock: ManualClock) -> list[str]:
     """A whole month of daily DAU counts and bandwidth peaks in the metering hash."""
+    enroll(engine.store.client, keys_of(engine, APP), ["someone"])
     for day in range(1, 31):
         clock.set(datetime(2026, 11, day, 12, 0, tzinfo=BEIJING))
         engine.record_login(APP, "someone")

@@ -35,7 +35,8 @@ class Why:
 
 @dataclass(frozen=True)
 class Decided:
-    """One item of a batch: added, already, refused (with why), removed or absent."""
+    """One item of a batch: added, already, refused (with why), not_registered, removed or
+    absent."""
 
     id: str
     outcome: str
@@ -45,11 +46,13 @@ class Decided:
 @dataclass(frozen=True)
 class Failure:
     """A whole call that did nothing: refused (``why``, and ``also`` for further full
-    members of a group creation), exists, not_found, invalid or conflict."""
+    members of a group creation), not_registered (``accounts``: every id of the call that is
+    not an account), exists, not_found, invalid or conflict."""
 
     kind: str
     why: Why | None = None
     also: tuple[Why, ...] = ()
+    accounts: tuple[str, ...] = ()
 
 
 class Rejected(Exception):
@@ -109,10 +112,17 @@ def allows(cap: Cap, count: int) -> bool:
 
 
 class Model:
-    """One app's plan and relations, decided by the rules of ``plans.md`` and ``contract.md``."""
+    """One app's plan and relations, decided by the rules of ``plans.md`` and ``contract.md``.
 
-    def __init__(self, catalog: Catalog, app: str, clock: Clock, tz: ZoneInfo) -> None:
+    ``accounts_first`` (the engine's ``require_registered``): a friend add, a group creation
+    or a member add names only registered accounts; any other id is not_registered, and
+    relates to nothing."""
+
+    def __init__(
+        self, catalog: Catalog, app: str, clock: Clock, tz: ZoneInfo, accounts_first: bool = True
+    ) -> None:
         self.catalog, self.app, self.clock, self.tz = catalog, app, clock, tz
+        self.accounts_first = accounts_first
         self.edition = "trial"  # the default edition of an app nobody has set up
         self.paid: tuple[Days, ...] = ()
         self.grants: dict[str, Grant] = {}
@@ -318,11 +328,24 @@ class Model:
         if self.state()[0] == "suspended":
             raise Rejected(Failure("refused", Why(SUSPENDED, self.app, 0, None)))
 
-    def register_users(self, users: Iterable[str]) -> tuple[Decided, ...]:
-        """In request order, as many as ``users`` allows; later ones refused (70398)."""
+    def stranger(self, user: str) -> bool:
+        """Whether ``user`` may not be related: accounts first, and not a registered one."""
+        return self.accounts_first and user not in self.users
+
+    def register_users(
+        self, users: Iterable[str], all_or_nothing: bool = False
+    ) -> tuple[Decided, ...]:
+        """In request order, as many as ``users`` allows; later ones refused (70398).
+        ``all_or_nothing``: if the new ones do not all fit, none is registered and the call
+        is refused, with the count before it."""
         self.require_active()
+        users = tuple(dict.fromkeys(users))
+        fresh = [user for user in users if user not in self.users]
+        cap = self.app_limit("users")
+        if all_or_nothing and fresh and not allows(cap, len(self.users) + len(fresh) - 1):
+            raise Rejected(Failure("refused", Why(70398, self.app, len(self.users), cap)))
         decided = []
-        for user in dict.fromkeys(users):
+        for user in users:
             cap = self.app_limit("users")
             if user in self.users:
                 decided.append(Decided(user, "already"))
@@ -332,6 +355,10 @@ class Model:
             else:
                 decided.append(Decided(user, "refused", Why(70398, self.app, len(self.users), cap)))
         return tuple(decided)
+
+    def unregister(self, users: Iterable[str]) -> None:
+        """Take accounts off the app (a released reservation): their relations stay."""
+        self.users.difference_update(users)
 
     def delete_users(self, users: Iterable[str]) -> tuple[tuple[str, bool, int, int], ...]:
         """Per user: was registered, list entries released on either side, memberships."""
@@ -352,20 +379,31 @@ class Model:
             done.append((user, registered, released, memberships))
         return tuple(done)
 
-    def add_friends(self, user: str, peers: Iterable[str], both_ways: bool) -> tuple[Decided, ...]:
-        """Per peer: already, refused 30010 (the user's list is full), 30014 (the peer's, when
-        its side is missing), or added: the missing sides, each counted against its own list."""
+    def add_friends(
+        self, user: str, peers: Iterable[str], both_ways: bool, all_or_nothing: bool = False
+    ) -> tuple[Decided, ...]:
+        """A requester that is not an account: the call fails (not_registered). Per peer:
+        not_registered (not an account, even if already a friend), already, refused 30010
+        (the user's list is full), 30014 (the peer's, when its side is missing), or added: the
+        missing sides, each counted against its own list. ``all_or_nothing``: any peer not an
+        account fails the call naming them all, else any refusal refuses it (the first, with
+        the counts before the call), and nothing is added."""
         peers = tuple(dict.fromkeys(peers))
         if user in peers:
             raise Rejected(Failure("invalid"))
         self.require_active()
-        mine = self.lists.setdefault(user, set())
-        decided = []
+        if self.stranger(user):
+            raise Rejected(Failure("not_registered", accounts=(user,)))
+        before = len(self.lists.get(user, ()))
+        mine = set(self.lists.get(user, ()))  # the requester's list as the decisions go
+        decided, sides = [], []
         for peer in peers:
-            theirs = self.lists.setdefault(peer, set())
+            theirs = self.lists.get(peer, set())  # touched by this peer's add only
             forward, reverse = peer in mine, (not both_ways) or user in theirs
             cap, peer_cap = self.user_limit(user, "friends"), self.user_limit(peer, "friends")
-            if forward and reverse:
+            if self.stranger(peer):
+                decided.append(Decided(peer, "not_registered"))
+            elif forward and reverse:
                 decided.append(Decided(peer, "already"))
             elif not forward and not allows(cap, len(mine)):
                 decided.append(Decided(peer, "refused", Why(30010, user, len(mine), cap)))
@@ -373,9 +411,22 @@ class Model:
                 decided.append(Decided(peer, "refused", Why(30014, peer, len(theirs), peer_cap)))
             else:
                 mine.add(peer)
-                if both_ways:
-                    theirs.add(user)
+                sides.append((peer, not reverse))
                 decided.append(Decided(peer, "added"))
+        if all_or_nothing:
+            strangers = tuple(d.id for d in decided if d.outcome == "not_registered")
+            if strangers:
+                raise Rejected(Failure("not_registered", accounts=strangers))
+            for item in decided:
+                if item.why is not None and item.why.code == 30010:
+                    why = Why(30010, user, before, item.why.maximum)
+                    raise Rejected(Failure("refused", why))
+                if item.why is not None:
+                    raise Rejected(Failure("refused", item.why))
+        self.lists.setdefault(user, set()).update(peer for peer, _ in sides)
+        for peer, reverse in sides:
+            if reverse:
+                self.lists.setdefault(peer, set()).add(user)
         return tuple(decided)
 
     def remove_friends(
@@ -400,7 +451,8 @@ class Model:
     def create_group(
         self, group: str, group_type: str, owner: str, members: Iterable[str]
     ) -> tuple[str, int]:
-        """All or nothing, checked in this order: the id is free (10021), an AV room fits
+        """All or nothing, checked in this order: the id is free (10021), the owner and
+        members are accounts (not_registered naming every one that is not), an AV room fits
         under ``av_chatrooms`` (10036), the owner and members fit the group (10038), none of
         them is at ``groups_per_user`` (10037) where the type counts. Returns (type, size)."""
         group_type = self.canonical(group_type)
@@ -409,6 +461,9 @@ class Model:
         self.require_active()
         if group in self.groups:
             raise Rejected(Failure("exists"))
+        strangers = tuple(person for person in people if self.stranger(person))
+        if strangers:
+            raise Rejected(Failure("not_registered", accounts=strangers))
         rooms, room_cap = self.av_rooms(), self.app_limit("av_chatrooms")
         if spec.av_chatroom and not allows(room_cap, rooms):
             raise Rejected(Failure("refused", Why(10036, self.app, rooms, room_cap)))
@@ -432,10 +487,14 @@ class Model:
         self.members[group] = set(people)
         return group_type, len(people)
 
-    def add_members(self, group: str, users: Iterable[str]) -> tuple[tuple[Decided, ...], int]:
-        """Per user: already, refused 10037 (their ``groups_per_user``), or eligible; the
-        eligible ones all fit the group or the call is refused whole (10014). Returns the
-        items and the group's size after the call."""
+    def add_members(
+        self, group: str, users: Iterable[str], all_or_nothing: bool = False
+    ) -> tuple[tuple[Decided, ...], int]:
+        """Per user: not_registered (not an account, even if already a member), already,
+        refused 10037 (their ``groups_per_user``), or eligible; ``all_or_nothing``: any user
+        not an account fails the call naming them all, else a 10037 refuses it (the first);
+        then the eligible ones all fit the group or the call is refused whole (10014).
+        Returns the items and the group's size after the call."""
         self.require_active()
         if group not in self.groups:
             raise Rejected(Failure("not_found"))
@@ -443,12 +502,21 @@ class Model:
         decided = []
         for user in dict.fromkeys(users):
             count, cap = self.groups_of(user), self.user_limit(user, "groups_per_user")
-            if user in people:
+            if self.stranger(user):
+                decided.append(Decided(user, "not_registered"))
+            elif user in people:
                 decided.append(Decided(user, "already"))
             elif self.counts_toward_groups(group) and not allows(cap, count):
                 decided.append(Decided(user, "refused", Why(10037, user, count, cap)))
             else:
                 decided.append(Decided(user, "added"))
+        if all_or_nothing:
+            strangers = tuple(d.id for d in decided if d.outcome == "not_registered")
+            if strangers:
+                raise Rejected(Failure("not_registered", accounts=strangers))
+            for item in decided:
+                if item.why is not None:
+                    raise Rejected(Failure("refused", item.why))
         eligible = [item.id for item in decided if item.outcome == "added"]
         cap = self.group_limit(group, self.groups[group])
         if eligible and not allows(cap, len(people) + len(eligible) - 1):

@@ -3,6 +3,8 @@ error exits, and one run of the installed module against the real Redis server.
 
 The November of app 1400000001 (Beijing time), set up through the engine on the days it happens:
 
+- accounts: alice, bob, carol and dave, registered on Nov 2 before anything else (accounts
+  first: only accounts' logins count and only accounts are related).
 - logins: Nov 2 alice, bob (2); Nov 5 alice, bob, carol, dave (4); Nov 9 alice (1);
   Nov 20 alice, bob, carol (3). Peak DAU 4 on Nov 5.
 - pro bought Nov 3 (999); history_extension (30 days) bought Nov 5: 500 per started 100,000
@@ -46,6 +48,7 @@ def at(clock: ManualClock, day: int, hour: int = 12) -> None:
 
 def set_up_november(engine: Limiter, clock: ManualClock) -> None:
     at(clock, 2)
+    engine.register_users(APP, ["alice", "bob", "carol", "dave"])
     for user in ("alice", "bob"):
         engine.record_login(APP, user)
     at(clock, 3)
@@ -629,7 +632,8 @@ def test_the_module_runs_against_the_real_server(clock: ManualClock) -> None:
         reconcile = limiter("reconcile", APP, "-", "--format", "ndjson", "--json", stdin=source)
         assert reconcile.returncode == 0, reconcile.stderr
         report = json.loads(reconcile.stdout)
-        assert report["accounts"] == {"before": 0, "after": 2, "added": 2, "removed": 0}
+        # November registered alice, bob, carol and dave; the source keeps alice and bob.
+        assert report["accounts"] == {"before": 4, "after": 2, "added": 0, "removed": 2}
         assert report["memberships"] == {"before": 1, "after": 1, "added": 0, "removed": 0}
         assert report["av_chatrooms"] == {"before": 0, "after": 0, "added": 0, "removed": 0}
         assert engine.audit(APP, 1)[0].actor.startswith("cli")

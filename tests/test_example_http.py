@@ -250,8 +250,9 @@ def test_near_miss_paths_answer_in_the_im_shape(im: Im, path: str, info: str) ->
 
 
 def test_the_login_callback_counts_daily_active_users(im: Im) -> None:
+    im.import_users("alice", "bob")  # accounts first: only accounts' logins count
     url = f"/callback?SdkAppid={APP}&CallbackCommand=State.StateChange&contenttype=json"
-    for user in ("alice", "bob", "alice"):
+    for user in ("alice", "bob", "alice", "carol"):  # carol has no account: answered, not counted
         body = {
             "CallbackCommand": "State.StateChange",
             "EventTime": int(im.clock.now().timestamp() * 1000),

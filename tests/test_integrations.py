@@ -1,4 +1,7 @@
-"""FastAPI dependencies and exception handler, and the plain decorator, over both stores."""
+"""FastAPI dependencies and exception handler, and the plain decorator, over both stores.
+
+Accounts first: relations name only registered accounts, so the HTTP tests register theirs
+through the app's own ``/accounts`` endpoint (a guarded register_users) before relating them."""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from limiter.fastapi import (
     lifespan,
     limiter_lifespan,
 )
-from tests.conftest import APP, Backend
+from tests.conftest import APP, Backend, Enroll
 
 Handle = Annotated[BoundLimiter, Depends(AppLimiter())]
 GroupJoin = Annotated[
@@ -91,7 +94,15 @@ def client(backend: Backend, clock) -> Iterator[TestClient]:
         yield test_client
 
 
+def register(client: TestClient, *users: str) -> None:
+    """Register accounts the way a user of the app does: through its guarded endpoint."""
+    query = [("sdkappid", APP), *(("users", user) for user in users)]
+    answer = client.post("/accounts", params=query)
+    assert answer.status_code == 200 and answer.json() == {"added": list(users)}
+
+
 def test_dependency_reserves_and_the_handler_sees_the_result(client: TestClient):
+    register(client, "o", "a")
     made = client.post(
         "/groups", params={"sdkappid": APP}, json={"group": "g", "type": "Work", "owner": "o"}
     )
@@ -101,6 +112,7 @@ def test_dependency_reserves_and_the_handler_sees_the_result(client: TestClient)
 
 
 def test_a_failing_handler_releases_its_reservation(client: TestClient):
+    register(client, "o", "a", "b", "x", "y")
     client.post(
         "/groups", params={"sdkappid": APP}, json={"group": "g", "type": "Work", "owner": "o"}
     )
@@ -121,10 +133,11 @@ def test_a_repeated_query_parameter_reserves_every_value(client: TestClient):
 
 
 def test_refusal_is_403_problem_json_with_its_fields(client: TestClient):
+    members = [f"m{i}" for i in range(20)]
+    register(client, "o", *members)
     client.post(
         "/groups", params={"sdkappid": APP}, json={"group": "g", "type": "Work", "owner": "o"}
     )
-    members = [f"m{i}" for i in range(20)]
     answer = client.post("/groups/g/members", params={"sdkappid": APP}, json={"members": members})
     assert answer.status_code == 403
     assert answer.headers["content-type"] == "application/problem+json"
@@ -137,6 +150,52 @@ def test_refusal_is_403_problem_json_with_its_fields(client: TestClient):
         20,
     )
     assert body["lift"] == {"kind": "edition", "id": "pro", "value": 200, "price": 999.0}
+
+
+def test_ids_that_are_not_accounts_are_403_problem_json_naming_them(client: TestClient):
+    register(client, "o", "a")
+    made = client.post(
+        "/groups", params={"sdkappid": APP}, json={"group": "g", "type": "Work", "owner": "o"}
+    )
+    assert made.json() == {"members": 1}
+
+    def not_registered(answer: Any, *accounts: str) -> None:
+        assert answer.status_code == 403
+        assert answer.headers["content-type"] == "application/problem+json"
+        body = answer.json()
+        assert (body["title"], body["status"], body["accounts"]) == (
+            "Not registered",
+            403,
+            list(accounts),
+        )
+        assert all(repr(account) in body["detail"] for account in accounts)
+        assert "code" not in body and "limit" not in body  # not a limit's refusal
+
+    # the reservation is all or nothing: one stranger among the members adds none of them
+    joined = client.post(
+        "/groups/g/members", params={"sdkappid": APP}, json={"members": ["a", "s1", "s2"]}
+    )
+    not_registered(joined, "s1", "s2")
+    assert client.get("/usage/a", params={"sdkappid": APP}).json()["groups"] == 0
+    owned = client.post(
+        "/groups", params={"sdkappid": APP}, json={"group": "h", "type": "Work", "owner": "s3"}
+    )
+    not_registered(owned, "s3")
+    assert client.get("/usage/o", params={"sdkappid": APP}).json()["groups"] == 1
+    # an unregistered requester, then an unregistered peer: answered before the handler's 409
+    not_registered(
+        client.post("/friends/s4", params={"sdkappid": APP}, json={"peers": ["a"]}), "s4"
+    )
+    not_registered(
+        client.post("/friends/a", params={"sdkappid": APP}, json={"peers": ["s5"]}), "s5"
+    )
+    assert client.get("/usage/a", params={"sdkappid": APP}).json()["friends"] == 0
+    # registered, the same join goes through
+    register(client, "s1", "s2")
+    again = client.post(
+        "/groups/g/members", params={"sdkappid": APP}, json={"members": ["a", "s1", "s2"]}
+    )
+    assert again.status_code == 200 and again.json() == {"added": ["a", "s1", "s2"]}
 
 
 def test_bad_input_is_422_naming_the_field(client: TestClient):
@@ -222,7 +281,8 @@ def test_decorator_on_a_sync_function(backend: Backend, clock):
     assert len(written) == 60
 
 
-def test_decorator_on_a_coroutine_function(backend: Backend, clock):
+def test_decorator_on_a_coroutine_function(backend: Backend, clock, enroll: Enroll):
+    enroll(APP, "o")
     limiter = AsyncLimiter(AsyncStore(backend.async_client()), clock=clock)
 
     @guard(

@@ -9,12 +9,20 @@ from typing import Any
 
 import pytest
 
-from limiter import AccountRecord, FriendRecord, GroupRecord, Limiter, Settings
+from limiter import (
+    AccountRecord,
+    FriendRecord,
+    GroupRecord,
+    Limiter,
+    NotRegistered,
+    Outcome,
+    Settings,
+)
 from limiter.reconcile import Record
 from limiter.reconcile.rebuild import Rebuild
 from limiter.store.keys import NAMESPACES
 from limiter.testing import ManualClock
-from tests.conftest import APP, all_keys, keys_of, rebuild_keys
+from tests.conftest import APP, EngineFactory, all_keys, keys_of, rebuild_keys
 from tests.invariants import check_app, relation_key, stored_pairs
 
 
@@ -55,10 +63,13 @@ def test_small_relations_are_listpacks_and_a_big_group_a_hash_table(
         engine.close()
 
 
-def test_every_id_that_holds_relations_is_indexed(engine: Any, client: Any) -> None:
+def test_every_id_that_holds_relations_is_indexed(make_engine: EngineFactory, client: Any) -> None:
     """An id that is not registered and is befriended or made a member is a stray; so is an
     account taken off the count while it holds relations (a released reservation); both leave
     the strays when they register, and are gone with their relations when deleted."""
+    # Registration not required: only then may an id that is not an account hold relations
+    # (accounts first, the default, answers it not_registered instead).
+    engine = make_engine(require_registered=False)
     keys = keys_of(engine, APP)
     engine.register_users(APP, ["a", "b"])
     engine.add_friends(APP, "a", ["b", "ghost"])
@@ -81,6 +92,38 @@ def test_every_id_that_holds_relations_is_indexed(engine: Any, client: Any) -> N
     assert client.smembers(keys.strays) == set()
     assert stored_pairs(client, keys, "friends") == {("a", "b"), ("b", "a")}
     assert stored_pairs(client, keys, "members") == {("g", "a")}
+    assert check_app(engine, client, APP).violations == ()
+
+
+def test_accounts_first_relates_only_accounts_and_makes_no_strays(engine: Any, client: Any) -> None:
+    """The default (``require_registered``): an id that is not an account is answered
+    not_registered and relates to nothing, so no relation puts an id in the strays."""
+    keys = keys_of(engine, APP)
+    assert engine.settings.require_registered is True
+    engine.register_users(APP, ["a", "b"])
+    befriended = engine.add_friends(APP, "a", ["b", "ghost"])
+    assert [(item.id, item.outcome, item.refusal) for item in befriended.items] == [
+        ("b", Outcome.ADDED, None),
+        ("ghost", Outcome.NOT_REGISTERED, None),
+    ]
+    with pytest.raises(NotRegistered) as caught:
+        engine.add_friends(APP, "ghost", ["a"])
+    assert (caught.value.app, caught.value.accounts) == (APP, ("ghost",))
+    with pytest.raises(NotRegistered) as caught:
+        engine.create_group(APP, "g", "Public", "a", ["phantom", "b", "ghost"])
+    assert caught.value.accounts == ("phantom", "ghost")
+    assert engine.group_usage(APP, "g") is None
+    engine.create_group(APP, "g", "Public", "a")
+    joined = engine.add_members(APP, "g", ["b", "phantom"])
+    assert [(item.id, item.outcome) for item in joined.items] == [
+        ("b", Outcome.ADDED),
+        ("phantom", Outcome.NOT_REGISTERED),
+    ]
+    assert joined.size == 2
+    assert client.smembers(keys.strays) == set()
+    assert stored_pairs(client, keys, "friends") == {("a", "b"), ("b", "a")}
+    assert stored_pairs(client, keys, "members") == {("g", "a"), ("g", "b")}
+    assert [key for key in all_keys(client) if "ghost" in key or "phantom" in key] == []
     assert check_app(engine, client, APP).violations == ()
 
 

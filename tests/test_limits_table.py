@@ -9,48 +9,60 @@ from typing import Any
 import pytest
 
 from limiter import Outcome, Refused
-from tests.conftest import APP
+from tests.conftest import APP, Enroll
 
 BOUGHT = date(2026, 11, 20)
 
 
-def fill_users(engine: Any, count: int) -> None:
+# Each filler and adder takes the engine, ``enroll`` (accounts first: the ids a relation names
+# are made accounts as set-up) and its number. The users limit is filled through the engine.
+
+
+def fill_users(engine: Any, enroll: Enroll, count: int) -> None:
     engine.register_users(APP, [f"u{i}" for i in range(count)])
 
 
-def add_user(engine: Any, n: int) -> int | None:
+def add_user(engine: Any, enroll: Enroll, n: int) -> int | None:
     item = engine.register_users(APP, [f"extra{n}"]).items[0]
     return None if item.outcome is Outcome.ADDED else item.refusal.code
 
 
-def fill_friends(engine: Any, count: int) -> None:
-    engine.add_friends(APP, "me", [f"p{i}" for i in range(count)])
+def fill_friends(engine: Any, enroll: Enroll, count: int) -> None:
+    peers = [f"p{i}" for i in range(count)]
+    enroll(APP, "me", *peers)
+    engine.add_friends(APP, "me", peers)
 
 
-def add_friend(engine: Any, n: int) -> int | None:
+def add_friend(engine: Any, enroll: Enroll, n: int) -> int | None:
+    enroll(APP, f"extra{n}")
     item = engine.add_friends(APP, "me", [f"extra{n}"]).items[0]
     return None if item.outcome is Outcome.ADDED else item.refusal.code
 
 
-def fill_groups(engine: Any, count: int) -> None:
+def fill_groups(engine: Any, enroll: Enroll, count: int) -> None:
+    enroll(APP, "me")
     for i in range(count):
         engine.create_group(APP, f"g{i}", "Private", "me")
 
 
-def join_group(engine: Any, n: int) -> int | None:
+def join_group(engine: Any, enroll: Enroll, n: int) -> int | None:
+    enroll(APP, "someone")
     engine.create_group(APP, f"extra{n}", "Public", "someone")
     item = engine.add_members(APP, f"extra{n}", ["me"]).items[0]
     return None if item.outcome is Outcome.ADDED else item.refusal.code
 
 
-def fill_members(group_type: str) -> Callable[[Any, int], None]:
-    def fill(engine: Any, count: int) -> None:
-        engine.create_group(APP, "big", group_type, "owner", [f"m{i}" for i in range(count - 1)])
+def fill_members(group_type: str) -> Callable[[Any, Enroll, int], None]:
+    def fill(engine: Any, enroll: Enroll, count: int) -> None:
+        members = [f"m{i}" for i in range(count - 1)]
+        enroll(APP, "owner", *members)
+        engine.create_group(APP, "big", group_type, "owner", members)
 
     return fill
 
 
-def add_member(engine: Any, n: int) -> int | None:
+def add_member(engine: Any, enroll: Enroll, n: int) -> int | None:
+    enroll(APP, f"extra{n}")
     try:
         engine.add_members(APP, "big", [f"extra{n}"])
     except Refused as refused:
@@ -58,12 +70,13 @@ def add_member(engine: Any, n: int) -> int | None:
     return None
 
 
-def fill_rooms(engine: Any, count: int) -> None:
+def fill_rooms(engine: Any, enroll: Enroll, count: int) -> None:
+    enroll(APP, "host")
     for i in range(count):
         engine.create_group(APP, f"av{i}", "AVChatRoom", "host")
 
 
-def add_room(engine: Any, n: int) -> int | None:
+def add_room(engine: Any, enroll: Enroll, n: int) -> int | None:
     try:
         engine.create_group(APP, f"extra{n}", "AVChatRoom", "host")
     except Refused as refused:
@@ -97,14 +110,16 @@ CASES = [
     CASES,
     ids=[f"{c[0]}-{'+'.join(c[1]) or 'base'}-{c[2].__name__}-{c[4]}" for c in CASES],
 )
-def test_limit_minus_one_at_limit_and_over(engine, edition, expansions, fill, add_one, limit, code):
+def test_limit_minus_one_at_limit_and_over(
+    engine, enroll, edition, expansions, fill, add_one, limit, code
+):
     if edition == "pro":
         engine.set_edition(APP, "pro", purchased_on=BOUGHT)
     for kind in expansions:
         engine.add_expansion(APP, kind, BOUGHT)
-    fill(engine, limit - 1)
-    assert add_one(engine, 1) is None  # from limit-1 to the limit
-    assert add_one(engine, 2) == code  # over it
+    fill(engine, enroll, limit - 1)
+    assert add_one(engine, enroll, 1) is None  # from limit-1 to the limit
+    assert add_one(engine, enroll, 2) == code  # over it
 
 
 @pytest.mark.parametrize(
@@ -116,9 +131,9 @@ def test_limit_minus_one_at_limit_and_over(engine, edition, expansions, fill, ad
     ],
     ids=["users", "av_chatrooms_unlimited", "av_members"],
 )
-def test_unlimited_on_pro(engine, expansions, fill, add_one, beyond):
+def test_unlimited_on_pro(engine, enroll, expansions, fill, add_one, beyond):
     engine.set_edition(APP, "pro", purchased_on=BOUGHT)
     for kind in expansions:
         engine.add_expansion(APP, kind, BOUGHT)
-    fill(engine, beyond)
-    assert add_one(engine, 1) is None
+    fill(engine, enroll, beyond)
+    assert add_one(engine, enroll, 1) is None

@@ -2,7 +2,9 @@
 per billing day (Asia/Shanghai), the month's peaks (DAU, live groups), AV bandwidth, history
 cutoff and the bill the engine prices from them.
 
-Times are moved with the ManualClock; every expected number is worked out by hand.
+Times are moved with the ManualClock; every expected number is worked out by hand. Accounts
+first: only registered accounts' logins count and only accounts own groups, so each test enrolls
+the ids it uses (straight into the app's users set).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def keys_of(engine: Any) -> Any:
 # -- DAU: once per user and billing day ---------------------------------------------------------
 
 
-def test_a_user_logging_in_1000_times_counts_once(engine, client):
+def test_a_user_logging_in_1000_times_counts_once(engine, client, enroll):
+    enroll(APP, "chatty")
     results = [engine.record_login(APP, "chatty") for _ in range(1000)]
     assert results[0].counted is True
     assert all(not r.counted for r in results[1:])
@@ -57,7 +60,45 @@ def test_a_user_logging_in_1000_times_counts_once(engine, client):
     assert (usage.peak_dau, usage.peak_dau_day) == (1, TODAY)
 
 
-def test_each_user_counts_once_a_day_and_afresh_the_next_day(engine, clock):
+def test_a_login_of_a_user_that_is_not_an_account_is_not_counted(engine, client, enroll):
+    keys = keys_of(engine)
+    enroll(APP, "member")
+    stranger = engine.record_login(APP, "stranger")
+    assert (stranger.day, stranger.counted, stranger.registered, stranger.dau) == (
+        TODAY,
+        False,
+        False,
+        0,
+    )
+    assert stranger.late is False
+    assert not client.exists(keys.dau(TODAY), keys.meter("2026-11"))  # nothing written
+    member = engine.record_login(APP, "member")
+    assert (member.counted, member.registered, member.dau) == (True, True, 1)
+    again = engine.record_login(APP, "stranger")
+    assert (again.counted, again.registered, again.dau) == (False, False, 1)
+    assert client.smembers(keys.dau(TODAY)) == {"member"}
+    assert engine.monthly_usage(APP, NOVEMBER).dau == {TODAY: 1}
+    # registered (as the app would), the same user counts from its next login that day
+    assert engine.register_users(APP, ["stranger"]).added == ("stranger",)
+    counted = engine.record_login(APP, "stranger")
+    assert (counted.counted, counted.registered, counted.dau) == (True, True, 2)
+    assert engine.monthly_usage(APP, NOVEMBER).dau == {TODAY: 2}
+
+
+def test_with_require_registered_off_a_login_counts_without_an_account(make_engine, client):
+    # The setting off is what this test is about: ids that are not accounts count in DAU.
+    engine = make_engine(require_registered=False)
+    first = engine.record_login(APP, "stranger")
+    assert (first.day, first.counted, first.dau) == (TODAY, True, 1)
+    assert engine.record_login(APP, "stranger").counted is False  # once a day, as any login
+    assert engine.record_login(APP, "another").dau == 2
+    assert client.smembers(keys_of(engine).dau(TODAY)) == {"stranger", "another"}
+    assert engine.monthly_usage(APP, NOVEMBER).dau == {TODAY: 2}
+    assert engine.usage(APP).users == 0  # counting a login registers no account
+
+
+def test_each_user_counts_once_a_day_and_afresh_the_next_day(engine, clock, enroll):
+    enroll(APP, "a", "b", "c", "d")
     for user in ["a", "b", "c", "a", "b", "a"]:
         engine.record_login(APP, user)
     assert engine.record_login(APP, "c").dau == 3
@@ -71,7 +112,8 @@ def test_each_user_counts_once_a_day_and_afresh_the_next_day(engine, clock):
     assert (usage.peak_dau, usage.peak_dau_day) == (3, TODAY)
 
 
-def test_the_peak_moves_to_a_later_day_only_when_it_is_exceeded(engine, clock):
+def test_the_peak_moves_to_a_later_day_only_when_it_is_exceeded(engine, clock, enroll):
+    enroll(APP, "a", "b", "c")
     for user in ["a", "b"]:
         engine.record_login(APP, user)
     clock.set(at(2026, 11, 27, 9, 0))
@@ -84,7 +126,8 @@ def test_the_peak_moves_to_a_later_day_only_when_it_is_exceeded(engine, clock):
     assert (usage.peak_dau, usage.peak_dau_day) == (3, date(2026, 11, 27))
 
 
-def test_the_billing_day_ends_at_midnight_beijing_time(engine, clock, client):
+def test_the_billing_day_ends_at_midnight_beijing_time(engine, clock, client, enroll):
+    enroll(APP, "night-owl", "early-bird", "traveller")
     clock.set(at(2026, 12, 1, 0, 1))
     last = engine.record_login(APP, "night-owl", at(2026, 11, 30, 23, 59, 59))
     assert (last.day, last.counted, last.late) == (date(2026, 11, 30), True, False)
@@ -111,7 +154,8 @@ def test_the_billing_day_ends_at_midnight_beijing_time(engine, clock, client):
     assert client.hget(keys.meter("2026-12"), "dau:2026-12-01") == "2"
 
 
-def test_logins_inside_the_late_window_count_for_the_closed_day(engine, clock):
+def test_logins_inside_the_late_window_count_for_the_closed_day(engine, clock, enroll):
+    enroll(APP, "a", "b")
     clock.set(at(2026, 11, 30, 22, 0))
     engine.record_login(APP, "a")
     # 00:09:59 on December 1: November 30 closed 599 s ago, inside the 600 s window
@@ -128,7 +172,10 @@ def test_logins_inside_the_late_window_count_for_the_closed_day(engine, clock):
     assert engine.monthly_usage(APP, DECEMBER).dau == {}
 
 
-def test_a_login_for_a_day_closed_longer_ago_than_the_window_is_not_counted(engine, clock, client):
+def test_a_login_for_a_day_closed_longer_ago_than_the_window_is_not_counted(
+    engine, clock, client, enroll
+):
+    enroll(APP, "a", "b", "c")
     clock.set(at(2026, 11, 26, 22, 0))
     engine.record_login(APP, "a")
     engine.record_login(APP, "b")
@@ -146,9 +193,10 @@ def test_a_login_for_a_day_closed_longer_ago_than_the_window_is_not_counted(engi
     assert engine.monthly_usage(APP, NOVEMBER).dau == {TODAY: 2}
 
 
-def test_a_login_half_a_second_inside_the_late_window_counts(engine, clock):
+def test_a_login_half_a_second_inside_the_late_window_counts(engine, clock, enroll):
     """599.5 s after the day closed is inside a 600 s window (the day closed less than
     late_seconds ago), so the login must count."""
+    enroll(APP, "a", "b")
     clock.set(at(2026, 11, 26, 22, 0))
     engine.record_login(APP, "a")
     clock.set(at(2026, 11, 27, 0, 9, 59) + timedelta(milliseconds=500))
@@ -156,14 +204,16 @@ def test_a_login_half_a_second_inside_the_late_window_counts(engine, clock):
     assert (inside.counted, inside.late, inside.dau) == (True, False, 2)
 
 
-def test_a_day_still_open_by_half_a_second_counts_without_a_late_window(make_engine, clock):
+def test_a_day_still_open_by_half_a_second_counts_without_a_late_window(make_engine, clock, enroll):
+    enroll(APP, "last-minute")
     engine = make_engine(late_seconds=0)
     clock.set(at(2026, 11, 26, 23, 59, 59) + timedelta(milliseconds=500))
     login = engine.record_login(APP, "last-minute")
     assert (login.day, login.counted, login.late) == (TODAY, True, False)
 
 
-def test_the_late_window_is_a_setting(make_engine, clock):
+def test_the_late_window_is_a_setting(make_engine, clock, enroll):
+    enroll(APP, "a", "b")
     engine = make_engine(late_seconds=3600)
     clock.set(at(2026, 11, 27, 0, 59))
     assert engine.record_login(APP, "a", at(2026, 11, 26, 23, 0)).counted is True
@@ -171,7 +221,8 @@ def test_the_late_window_is_a_setting(make_engine, clock):
     assert engine.record_login(APP, "b", at(2026, 11, 26, 23, 0)).late is True
 
 
-def test_an_event_time_more_than_five_minutes_ahead_is_refused(engine, clock):
+def test_an_event_time_more_than_five_minutes_ahead_is_refused(engine, clock, enroll):
+    enroll(APP, "a", "b")
     assert engine.record_login(APP, "a", clock.now() + timedelta(minutes=5)).counted is True
     with pytest.raises(InvalidRequest) as caught:
         engine.record_login(APP, "b", clock.now() + timedelta(minutes=5, seconds=1))
@@ -190,7 +241,8 @@ def test_an_event_time_more_than_five_minutes_ahead_is_refused(engine, clock):
     ],
     ids=["naive", "date", "string", "timestamp"],
 )
-def test_an_event_time_must_be_an_aware_datetime(engine, when):
+def test_an_event_time_must_be_an_aware_datetime(engine, when, enroll):
+    enroll(APP, "a")
     with pytest.raises(InvalidRequest) as caught:
         engine.record_login(APP, "a", when)
     assert caught.value.field == "at"
@@ -198,7 +250,8 @@ def test_an_event_time_must_be_an_aware_datetime(engine, when):
 
 
 @pytest.mark.parametrize("user", ["", "x" * 33, "tab\there", 42])
-def test_a_bad_user_id_is_refused_before_counting(engine, user):
+def test_a_bad_user_id_is_refused_before_counting(engine, user, enroll):
+    enroll(APP, str(user))  # an account by that name would count: the id check refuses first
     with pytest.raises(InvalidRequest):
         engine.record_login(APP, user)
     assert engine.monthly_usage(APP, NOVEMBER).peak_dau == 0
@@ -214,7 +267,8 @@ def test_a_bad_month_is_refused(engine):
 # -- what expires when ----------------------------------------------------------------------------
 
 
-def test_the_day_set_expires_once_the_late_window_closes(engine, clock, client):
+def test_the_day_set_expires_once_the_late_window_closes(engine, clock, client, enroll):
+    enroll(APP, "a", "b")
     keys = keys_of(engine)
     engine.record_login(APP, "a")
     # from 12:00 to the end of the day, plus the late window
@@ -228,7 +282,10 @@ def test_the_day_set_expires_once_the_late_window_closes(engine, clock, client):
     assert expected - 60 < client.ttl(keys.dau(TODAY)) <= expected
 
 
-def test_a_first_login_inside_the_late_window_expires_with_the_window(engine, clock, client):
+def test_a_first_login_inside_the_late_window_expires_with_the_window(
+    engine, clock, client, enroll
+):
+    enroll(APP, "a")
     clock.set(at(2026, 12, 1, 0, 5))
     engine.record_login(APP, "a", at(2026, 11, 30, 23, 59))
     ttl = client.ttl(keys_of(engine).dau(date(2026, 11, 30)))
@@ -236,7 +293,8 @@ def test_a_first_login_inside_the_late_window_expires_with_the_window(engine, cl
     assert ttl > LATE_SECONDS - 300 - 60
 
 
-def test_the_month_hash_is_kept_at_least_13_months_after_the_month(engine, clock, client):
+def test_the_month_hash_is_kept_at_least_13_months_after_the_month(engine, clock, client, enroll):
+    enroll(APP, "a", "b")
     meter = keys_of(engine).meter("2026-11")
     engine.record_login(APP, "a")
     # November ends on December 1 00:00 Beijing, 4.5 days after the clock's now
@@ -260,18 +318,20 @@ def test_a_bandwidth_record_sets_the_month_hash_expiry_too(engine, client):
     assert expected - 60 < client.ttl(meter) <= expected
 
 
-def test_a_group_change_sets_the_month_hash_expiry_too(engine, client):
+def test_a_group_change_sets_the_month_hash_expiry_too(engine, client, enroll):
+    enroll(APP, "owner")
     meter = keys_of(engine).meter("2026-11")
     engine.create_group(APP, "g", "Public", "owner")
     expected = int((timedelta(days=4, hours=12) + timedelta(days=RETENTION_DAYS)).total_seconds())
     assert expected - 60 < client.ttl(meter) <= expected
 
 
-def test_a_missing_day_set_does_not_shrink_the_days_count(make_engine, clock, client):
+def test_a_missing_day_set_does_not_shrink_the_days_count(make_engine, clock, client, enroll):
     """Worker A's clock runs 30 s ahead of worker B's: A's first login of the day gives the
     day's set a TTL 30 s short, so Redis drops it inside B's late window. (Redis would also
     drop it under a ``volatile-*`` eviction policy.) B's late-window login must not then
     overwrite the day's recorded count with a fresh set's 1."""
+    enroll(APP, "u1", "u2", "u3", "u4", "u5", "straggler")
     ahead = ManualClock(clock.now() + timedelta(seconds=30))
     worker_a = make_engine(own_clock=ahead)
     worker_b = make_engine()
@@ -292,7 +352,8 @@ def test_a_missing_day_set_does_not_shrink_the_days_count(make_engine, clock, cl
 # -- the month's peak of live groups ------------------------------------------------------------
 
 
-def test_peak_groups_within_a_month(engine, clock):
+def test_peak_groups_within_a_month(engine, clock, enroll):
+    enroll(APP, "o0", "o1", "o2", "o3")
     clock.set(at(2026, 11, 3, 10, 0))
     for n in range(3):
         engine.create_group(APP, f"g{n}", "Public", f"o{n}")
@@ -308,7 +369,8 @@ def test_peak_groups_within_a_month(engine, clock):
     assert engine.monthly_usage(APP, NOVEMBER).peak_groups == 3
 
 
-def test_every_group_type_counts_toward_the_peak(engine, clock):
+def test_every_group_type_counts_toward_the_peak(engine, clock, enroll):
+    enroll(APP, "o")
     engine.create_group(APP, "work", "Work", "o")
     engine.create_group(APP, "public", "Public", "o")
     engine.create_group(APP, "meeting", "Meeting", "o")
@@ -318,7 +380,8 @@ def test_every_group_type_counts_toward_the_peak(engine, clock):
     assert engine.usage(APP).groups == 4
 
 
-def test_peak_groups_across_month_boundaries(engine, clock, client):
+def test_peak_groups_across_month_boundaries(engine, clock, client, enroll):
+    enroll(APP, "o1", "o2", "o3", "o4", "o5", "o6", "someone")
     clock.set(at(2026, 10, 10, 12, 0))
     engine.create_group(APP, "g1", "Public", "o1")
     engine.create_group(APP, "g2", "Private", "o2")
@@ -357,7 +420,8 @@ def test_peak_groups_across_month_boundaries(engine, clock, client):
     assert client.hget(keys_of(engine).meter("2026-12"), "groups_start") == "3"
 
 
-def test_a_quiet_month_long_after_the_last_change_keeps_its_groups(engine, clock):
+def test_a_quiet_month_long_after_the_last_change_keeps_its_groups(engine, clock, enroll):
+    enroll(APP, "o")
     # Groups from mid-2025; nothing changes until September 2026: August's count is exact,
     # whatever the retention of the 2025 months.
     clock.set(at(2025, 6, 10, 12, 0))
@@ -375,7 +439,8 @@ def test_a_quiet_month_long_after_the_last_change_keeps_its_groups(engine, clock
     assert engine.monthly_usage(APP, "2026-12").peak_groups == 0  # not begun
 
 
-def test_a_month_without_any_history_uses_the_live_count(engine, clock, client):
+def test_a_month_without_any_history_uses_the_live_count(engine, clock, client, enroll):
+    enroll(APP, "o")
     engine.create_group(APP, "g1", "Public", "o")
     engine.create_group(APP, "g2", "Public", "o")
     # a month before any group existed owes nothing: November started from 0
@@ -476,7 +541,8 @@ def bill_lines(bill: Any) -> list[tuple[str, Decimal, Decimal, Decimal]]:
     return [(i.item, i.quantity, i.unit_price, i.amount) for i in bill.items]
 
 
-def test_bill_for_a_month_with_a_peak_of_250001_dau(engine, client):
+def test_bill_for_a_month_with_a_peak_of_250001_dau(engine, client, enroll):
+    enroll(APP, "a-real-login")
     engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
     engine.add_expansion(APP, "group_members_2000", date(2026, 11, 10))
     engine.record_login(APP, "a-real-login")
@@ -502,7 +568,10 @@ def test_bill_for_a_month_with_a_peak_of_250001_dau(engine, client):
     assert engine.bill(APP, "2026-12").total == Decimal("0.00")
 
 
-def test_bill_prices_peak_groups_and_bandwidth_from_the_engines_records(engine, clock, client):
+def test_bill_prices_peak_groups_and_bandwidth_from_the_engines_records(
+    engine, clock, client, enroll
+):
+    enroll(APP, "o")
     engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
     engine.record_bandwidth(APP, "2.5")  # 3 Mbps-days
     clock.set(at(2026, 11, 27, 9, 0))
@@ -527,7 +596,8 @@ def tiny_catalog() -> Catalog:
     return Catalog.model_validate(data)
 
 
-def test_bill_with_small_numbers_counted_through_record_login(make_engine, clock):
+def test_bill_with_small_numbers_counted_through_record_login(make_engine, clock, enroll):
+    enroll(APP, "u1", "u2", "u3", "u4", "u5")
     engine = make_engine(catalog=tiny_catalog())
     clock.set(at(2026, 11, 20, 9, 0))
     engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
@@ -559,7 +629,8 @@ def test_bill_with_small_numbers_counted_through_record_login(make_engine, clock
     ]
 
 
-def test_a_past_bill_does_not_change_when_the_plan_does(engine, clock, client):
+def test_a_past_bill_does_not_change_when_the_plan_does(engine, clock, client, enroll):
+    enroll(APP, "u1")
     clock.set(at(2026, 11, 3, 9, 0))
     engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 3))
     engine.add_expansion(APP, "group_members_2000", date(2026, 11, 10))
@@ -612,7 +683,8 @@ def test_a_renewal_in_the_same_month_bills_a_second_period(engine, clock):
     assert engine.bill(APP, DECEMBER).items == ()  # the renewal was bought in November
 
 
-def test_a_trial_app_is_billed_nothing_however_busy(engine):
+def test_a_trial_app_is_billed_nothing_however_busy(engine, enroll):
+    enroll(APP, "a", "b", "c")
     for user in ["a", "b", "c"]:
         engine.record_login(APP, user)
     engine.record_bandwidth(APP, "50")
@@ -673,7 +745,8 @@ def test_a_prepaid_expansion_stays_on_its_month_whatever_the_edition_later(engin
     ]
 
 
-def test_a_history_extension_is_billed_only_for_paid_days_it_was_in_effect(engine, clock):
+def test_a_history_extension_is_billed_only_for_paid_days_it_was_in_effect(engine, clock, enroll):
+    enroll(APP, "u1")
     clock.set(at(2026, 2, 1, 9, 0))
     engine.set_edition(APP, "pro", purchased_on=date(2026, 2, 1))  # to 2026-02-28
     engine.record_login(APP, "u1")
@@ -705,7 +778,8 @@ def two_paid_editions() -> Catalog:
     return Catalog.model_validate(data)
 
 
-def test_an_upgrade_within_a_month_bills_both_packages(make_engine, clock, client):
+def test_an_upgrade_within_a_month_bills_both_packages(make_engine, clock, client, enroll):
+    enroll(APP, "u1")
     engine = make_engine(catalog=two_paid_editions())
     clock.set(at(2026, 1, 1, 9, 0))
     engine.set_edition(APP, "pro", purchased_on=date(2026, 1, 1))
@@ -720,7 +794,8 @@ def test_an_upgrade_within_a_month_bills_both_packages(make_engine, clock, clien
     ]
 
 
-def test_a_quiet_month_looks_as_far_ahead_as_the_retention_keeps(make_engine, clock):
+def test_a_quiet_month_looks_as_far_ahead_as_the_retention_keeps(make_engine, clock, enroll):
+    enroll(APP, "o")
     engine = make_engine(metering_retention_days=800)
     clock.set(at(2026, 1, 5, 9, 0))
     for group in ("g1", "g2", "g3"):

@@ -1,5 +1,6 @@
 """The HTTP surfaces of metering: the IM callback router, the login and history dependencies,
-and the Prometheus endpoint, over both stores."""
+and the Prometheus endpoint, over both stores. Accounts first: only registered accounts' logins
+count, so the tests register the users they log in, as the app would (register_users)."""
 
 from __future__ import annotations
 
@@ -95,17 +96,44 @@ def usage(client: TestClient, day: date) -> int:
     return month.dau.get(day, 0)
 
 
+def register(client: TestClient, *users: str) -> None:
+    """Register accounts the way the app does, before their logins arrive."""
+    limiter: AsyncLimiter = client.app.state.limiter  # type: ignore[attr-defined]
+    portal = client.portal
+    assert portal is not None
+    result = portal.call(lambda: limiter.register_users(APP, list(users)))
+    assert result.added == users
+
+
 # -- the callback router -------------------------------------------------------------------
 
 
 def test_logins_count_once_per_user_and_day(client: TestClient):
+    register(client, "u1", "u2")
     for user in ("u1", "u2", "u1", "u1"):
         answer = client.post("/callback", params=query(), json=state_change(user))
         assert answer.status_code == 200 and answer.json() == OK
     assert usage(client, date(2026, 11, 26)) == 2
 
 
+def test_a_login_of_a_user_that_is_not_an_account_is_answered_ok_and_not_counted(
+    client: TestClient,
+):
+    register(client, "u1")
+    client.post("/callback", params=query(), json=state_change("u1"))
+    for _ in range(2):
+        answer = client.post("/callback", params=query(), json=state_change("stranger"))
+        assert answer.status_code == 200 and answer.json() == OK
+    assert usage(client, date(2026, 11, 26)) == 1
+    # its login through the dependency is not counted either
+    assert client.post("/login", params={"sdkappid": APP}, json={"UserID": "stranger"}).json() == {
+        "counted": False,
+        "dau": 1,
+    }
+
+
 def test_logout_and_disconnect_do_not_count(client: TestClient):
+    register(client, "u1")
     for action in ("Logout", "Disconnect"):
         answer = client.post("/callback", params=query(), json=state_change("u1", action))
         assert answer.json() == OK
@@ -113,6 +141,7 @@ def test_logout_and_disconnect_do_not_count(client: TestClient):
 
 
 def test_event_time_decides_the_day(client: TestClient, clock: ManualClock):
+    register(client, "u1")
     # 2026-11-25 23:59:59 Beijing, arriving at 00:05 on the 26th: within the late window.
     clock.set(datetime(2026, 11, 26, 0, 5, tzinfo=BEIJING))
     late_evening = int(datetime(2026, 11, 25, 23, 59, 59, tzinfo=BEIJING).timestamp() * 1000)
@@ -122,6 +151,7 @@ def test_event_time_decides_the_day(client: TestClient, clock: ManualClock):
 
 
 def test_query_command_wins_over_the_body(client: TestClient):
+    register(client, "u1")
     other = client.post(
         "/callback",
         params=query(CallbackCommand="Group.CallbackAfterNewMemberJoin"),
@@ -166,6 +196,7 @@ def test_unknown_commands_are_answered_ok_and_ignored(client: TestClient):
 def test_malformed_callbacks_get_a_fail_answer_not_a_500(
     client: TestClient, params: dict[str, str], body: bytes, field: str
 ):
+    register(client, "u1", "u")
     answer = client.post("/callback", params=params, content=body)
     assert answer.status_code == 200
     payload = answer.json()
@@ -175,6 +206,7 @@ def test_malformed_callbacks_get_a_fail_answer_not_a_500(
 
 
 def test_a_login_from_the_future_is_refused(client: TestClient, clock: ManualClock):
+    register(client, "u1")
     ahead = int((clock.now() + timedelta(hours=1)).timestamp() * 1000)
     answer = client.post("/callback", params=query(), json=state_change("u1", event_ms=ahead))
     assert answer.json()["ActionStatus"] == "FAIL"
@@ -187,6 +219,7 @@ def signed(clock: ManualClock, token: str = TOKEN, skew: int = 0) -> dict[str, s
 
 
 def test_signed_callbacks_are_counted(signed_client: TestClient, clock: ManualClock):
+    register(signed_client, "u1")
     answer = signed_client.post("/callback", params=signed(clock), json=state_change("u1"))
     assert answer.json() == OK
     assert usage(signed_client, date(2026, 11, 26)) == 1
@@ -205,6 +238,7 @@ def test_signed_callbacks_are_counted(signed_client: TestClient, clock: ManualCl
 def test_unsigned_or_tampered_callbacks_fail_and_count_nothing(
     signed_client: TestClient, clock: ManualClock, tamper
 ):
+    register(signed_client, "u1")
     answer = signed_client.post("/callback", params=tamper(signed(clock)), json=state_change("u1"))
     assert answer.status_code == 200 and answer.json()["ActionStatus"] == "FAIL"
     assert TOKEN not in answer.text
@@ -258,10 +292,12 @@ def test_callback_token_comes_from_settings(limiter: AsyncLimiter, clock: Manual
     app.router.routes = [r for r in app.router.routes if getattr(r, "path", "") != "/callback"]
     app.include_router(router, prefix="/callback")
     with TestClient(app) as client:
+        register(client, "u1")
         unsigned = client.post("/callback", params=query(), json=state_change("u1"))
         assert unsigned.json()["ErrorInfo"].startswith("Sign:")
         good = client.post("/callback", params=signed(clock), json=state_change("u1"))
         assert good.json() == OK
+        assert usage(client, date(2026, 11, 26)) == 1
 
 
 def test_store_outage_answers_503_with_the_fail_body(clock: ManualClock):
@@ -276,6 +312,7 @@ def test_store_outage_answers_503_with_the_fail_body(clock: ManualClock):
 
 
 def test_record_login_dependency(client: TestClient):
+    register(client, "u1", "u2")
     first = client.post("/login", params={"sdkappid": APP}, json={"UserID": "u1"})
     again = client.post("/login", params={"sdkappid": APP, "UserID": "u1"})
     other = client.post("/login", headers={"X-App-Id": APP}, json={"UserID": "u2"})

@@ -4,7 +4,10 @@ for the harness). Afterwards the counts and peaks are read back and compared wit
 workers did, which is known exactly.
 
 Each worker's engine gets a fixed clock (the plan carries the instant), so the billing day and
-month do not depend on when the test runs.
+month do not depend on when the test runs. Accounts first (``require_registered``): the users
+who log in and own groups are made accounts before the race, straight in the app's users set
+(more of them than the trial's users limit); a login of an id that is not an account is not
+counted.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pytest
 import redis
 
 from limiter import Limiter, Settings
+from limiter.store.keys import KeyLayout
 from limiter.testing import ManualClock
 from tests.conftest import all_keys, at, keys_of, real_client_or_skip
 from tests.test_races import race, raced
@@ -44,6 +48,11 @@ def forget_app(client: redis.Redis, app: str) -> None:
     client.close()
 
 
+def enroll(client: redis.Redis, app: str, users: list[str]) -> None:
+    """Make ``users`` registered accounts of ``app`` as set-up: straight into its users set."""
+    client.sadd(KeyLayout().app(app).users, *users)
+
+
 def engine_at(url: str, instant: datetime) -> Limiter:
     return Limiter.from_settings(
         Settings(redis_url=url, cache_seconds=0), clock=ManualClock(instant)
@@ -59,7 +68,9 @@ def _login_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
     records = []
     for user, when in logins:
         result = engine.record_login(app, user, when)
-        records.append((user, result.day, result.counted, result.dau, result.late))
+        records.append(
+            (user, result.day, result.counted, result.dau, result.late, result.registered)
+        )
     return records
 
 
@@ -98,18 +109,29 @@ def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly(real_
             yesterday: [f"y{i:04d}" for i in range(1500)],
             today: [f"t{i:04d}" for i in range(1000)],
         }
+        enroll(client, app, pools[yesterday] + pools[today])
+        strangers = [f"s{i:03d}" for i in range(200)]  # not accounts: never counted
+        outside = set(strangers)
         plans = []
         for index in range(WORKERS):
             rng = random.Random(3000 + index)
-            # each worker logs in a random 40% of each pool, some users several times
+            # each worker logs in a random 40% of each pool, some users several times, and
+            # a few ids that are not accounts on either day
             logins = [(u, late_evening) for u in rng.sample(pools[yesterday], 600)]
             logins += [(u, None) for u in rng.sample(pools[today], 400)]
             logins += rng.sample(logins, 200)
+            logins += [(u, rng.choice((late_evening, None))) for u in rng.sample(strangers, 50)]
             rng.shuffle(logins)
             plans.append((instant, logins))
         records = raced(_login_job, app, plans, real_url)
-        assert len(records) == WORKERS * 1200
+        assert len(records) == WORKERS * 1250
 
+        outsiders = [record for record in records if record[0] in outside]
+        assert len(outsiders) == WORKERS * 50
+        for _, _, counted, _, late, registered in outsiders:
+            assert (counted, late, registered) == (False, False, False)
+        records = [record for record in records if record[0] not in outside]
+        assert all(registered for *_, registered in records)
         seen = {day: {u for (u, d, *_) in records if d == day} for day in (yesterday, today)}
         assert 1000 < len(seen[yesterday]) <= 1500
         assert 600 < len(seen[today]) <= 1000
@@ -117,9 +139,11 @@ def test_concurrent_logins_count_each_user_once_a_day_and_the_peak_exactly(real_
         for day in (yesterday, today):
             counted = [u for (u, d, c, *_) in records if d == day and c]
             assert sorted(counted) == sorted(seen[day])
-        assert not any(late for *_, late in records)
-        for _, day, _, dau, _ in records:
+        assert not any(late for *_, late, _ in records)
+        for _, day, _, dau, _, _ in records:
             assert 1 <= dau <= len(seen[day])
+        for _, day, _, dau, _, _ in outsiders:  # the day's count as it stood, unchanged
+            assert 0 <= dau <= len(seen[day])
 
         engine = engine_at(real_url, instant)
         try:
@@ -145,6 +169,12 @@ def test_concurrent_group_changes_keep_the_months_peak_exact(real_url: str) -> N
     client = real_client_or_skip(real_url)
     setup = engine_at(real_url, at(2026, 11, 20, 12, 0))
     try:
+        # every group's owner (one per group id) is an account
+        groups = [f"old{n}" for n in range(5)]
+        groups += [f"w{index}-g{n:02d}" for index in range(WORKERS) for n in range(39)]
+        groups += [f"w{index}-av" for index in range(WORKERS)]
+        groups += [f"j{index}-{n}" for index in range(WORKERS) for n in range(25)]
+        enroll(client, app, [f"owner-{group}" for group in groups])
         for n in range(5):
             setup.create_group(app, f"old{n}", "Public", f"owner-old{n}")
 

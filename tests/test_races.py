@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 import redis
 
-from limiter import Limiter, Outcome, Refusal, Refused, Settings
+from limiter import Limiter, NotRegistered, Outcome, Refusal, Refused, Settings
+from limiter.results import FriendItem
 from limiter.store.keys import AppKeys
 from tests.conftest import forget_app, keys_of, real_client_or_skip
-from tests.invariants import relation_count, stored_pairs
+from tests.invariants import check_app, relation_count, relation_key, stored_pairs
 
 pytestmark = pytest.mark.redis
 
@@ -407,6 +408,255 @@ def test_groups_per_user_race_stops_at_the_override(real_url: str) -> None:
             assert relation_count(client, keys, "members", group) == 2
         for creator in creators:
             assert relation_count(client, keys, "joined", creator) <= 1
+    finally:
+        engine.close()
+        forget(client, app)
+
+
+# -- 4. accounts deleted while other workers relate them -------------------------------------------
+#
+# Accounts first (``require_registered``, the default): every related id is a registered
+# account. Each worker deletes its share of the victims at random points of its run while all
+# of them befriend victims, add them to groups and create groups with them, so deletions land
+# between relations being decided. Every call is timed on the one monotonic clock all the
+# processes share, to check each answer against the deletion it raced.
+
+ANCHORS = tuple(f"a{i:02d}" for i in range(12))  # never deleted
+VICTIMS = tuple(f"v{i:02d}" for i in range(40))  # each deleted once, by one worker
+ACCOUNT_GROUPS = tuple(f"g{i}" for i in range(6))  # made by ANCHORS[i]; never destroyed
+REFUSED_REQUESTER = "requester not registered"
+
+
+def _accounts_job(engine: Limiter, app: str, plan: Any) -> list[tuple[Any, ...]]:
+    """Run the steps in order; record (started, ended, action, what was asked, the answer)."""
+    records: list[tuple[Any, ...]] = []
+    for action, *asked in plan:
+        started = time.monotonic()
+        answer: Any
+        if action == "delete":
+            (deleted,) = engine.delete_users(app, asked).users
+            released = (deleted.friendships_released, deleted.memberships_released)
+            answer = (deleted.registered, *released)
+        elif action == "befriend":
+            user, peer, both_ways = asked
+            try:
+                item = engine.add_friends(app, user, [peer], both_ways=both_ways).item(peer)
+            except NotRegistered as error:
+                answer = (REFUSED_REQUESTER, error.accounts)
+            else:
+                assert isinstance(item, FriendItem)
+                answer = (str(item.outcome), (item.requester_side, item.peer_side))
+        elif action == "join":
+            group, users, all_or_nothing = asked
+            try:
+                result = engine.add_members(app, group, users, all_or_nothing=all_or_nothing)
+            except NotRegistered as error:
+                answer = (None, error.accounts)
+            else:
+                answer = (tuple((item.id, str(item.outcome)) for item in result.items), ())
+        else:
+            group, owner, members = asked
+            try:
+                created = engine.create_group(app, group, "Public", owner, members)
+            except NotRegistered as error:
+                answer = (False, error.accounts)
+            else:
+                assert created.members == 1 + len(members)
+                answer = (True, ())
+        records.append((started, time.monotonic(), action, tuple(asked), answer))
+    return records
+
+
+def _accounts_plan(index: int) -> list[tuple[Any, ...]]:
+    """Worker ``index``'s steps: the deletion of its share of the victims, at random points
+    among 160 attempts to relate anyone (victims most of the time) to anyone."""
+    rng = random.Random(7000 + index)
+    steps: list[tuple[Any, ...]] = [("delete", victim) for victim in VICTIMS[index::WORKERS]]
+    everyone = (*ANCHORS, *VICTIMS)
+    for n in range(160):
+        victim, anchor = rng.choice(VICTIMS), rng.choice(ANCHORS)
+        kind = rng.choices(("befriend", "anchors", "join", "create"), (4, 1, 3, 2))[0]
+        if kind == "befriend":  # either side asks; single-way sometimes
+            user, peer = (victim, anchor) if rng.random() < 0.5 else (anchor, victim)
+            steps.append(("befriend", user, peer, rng.random() < 0.7))
+        elif kind == "anchors":  # relations no deletion may touch
+            user, peer = rng.sample(ANCHORS, 2)
+            steps.append(("befriend", user, peer, True))
+        elif kind == "join":
+            users = rng.choice(([victim], [anchor, victim], rng.sample(VICTIMS, 2)))
+            steps.append(("join", rng.choice(ACCOUNT_GROUPS), users, rng.random() < 0.5))
+        else:
+            owner, *members = rng.sample((victim, anchor, *rng.sample(everyone, 2)), 3)
+            members = list(dict.fromkeys(m for m in members if m != owner))
+            steps.append(("create", f"w{index}-n{n}", owner, members))
+    rng.shuffle(steps)
+    return steps
+
+
+def related_ids(client: redis.Redis, keys: AppKeys) -> set[str]:
+    """Every user id a stored relation names, on either side, read from the relation keys."""
+    found: set[str] = set()
+    for name in ("friends", "friended_by"):
+        found |= {user for pair in stored_pairs(client, keys, name) for user in pair}
+    found |= {user for _, user in stored_pairs(client, keys, "members")}
+    for name in ("joined", "joined_free"):
+        found |= {user for user, _ in stored_pairs(client, keys, name)}
+    return found
+
+
+class _Ledger:
+    """What the answers say was related, checked against what each worker knew was deleted
+    and against when each deletion ran."""
+
+    def __init__(self, deletions: dict[str, tuple[float, float]]) -> None:
+        self.deletions = deletions  # victim -> (started, ended) of the call that deleted it
+        self.entries: Counter[str] = Counter()  # friend-list entries made, per victim
+        self.memberships: Counter[str] = Counter()  # memberships made, per victim
+        self.friends: set[tuple[str, str]] = set()  # entries between anchors: must stay
+        self.members = set(zip(ACCOUNT_GROUPS, ANCHORS[: len(ACCOUNT_GROUPS)], strict=True))
+        self.groups = set(ACCOUNT_GROUPS)
+        self.refused = Counter[str]()  # "not registered" answers, per victim
+        self.gone: set[str] = set()  # the current worker's victims known deleted
+
+    def related(self, started: float, ids: Sequence[str]) -> None:
+        """A relation of ``ids`` made by a call that began at ``started``: its victims were
+        accounts when the script ran, so it began before their deletion ended."""
+        for user in ids:
+            assert user not in self.gone, f"{user} related after this worker saw it deleted"
+            if user in self.deletions:
+                assert started < self.deletions[user][1], f"{user} related after its deletion"
+
+    def strangers(self, ended: float, asked: Sequence[str], named: Sequence[str]) -> None:
+        """``named``: the ids of ``asked`` a call found not registered (ended at ``ended``):
+        only victims, only once their deletion began, and every one this worker knew gone."""
+        assert set(named) <= set(asked) & set(VICTIMS), (asked, named)
+        assert self.gone & set(asked) <= set(named), (asked, named, self.gone)
+        for user in named:
+            assert ended > self.deletions[user][0], f"{user} not registered before its deletion"
+            self.refused[user] += 1
+        self.gone |= set(named)
+
+    def record(self, started: float, ended: float, action: str, asked: Any, answer: Any) -> None:
+        if action == "delete":
+            (user,) = asked
+            self.gone.add(user)
+        elif action == "befriend":
+            self._befriend(started, ended, asked, answer)
+        elif action == "join":
+            group, users, all_or_nothing = asked
+            items, named = answer
+            if items is None:  # all or nothing: NotRegistered, nothing added
+                assert all_or_nothing and named
+                self.strangers(ended, users, named)
+                return
+            named = [user for user, outcome in items if outcome == Outcome.NOT_REGISTERED]
+            assert not (all_or_nothing and named)
+            self.strangers(ended, users, named)
+            for user, outcome in items:
+                assert outcome in (Outcome.ADDED, Outcome.ALREADY, Outcome.NOT_REGISTERED)
+                if outcome != Outcome.NOT_REGISTERED:
+                    self.related(started, [user])
+                if outcome == Outcome.ADDED:
+                    self._joined(group, user)
+        else:
+            group, owner, members = asked
+            made, named = answer
+            people = (owner, *members)
+            if not made:
+                assert named
+                self.strangers(ended, people, named)
+                return
+            self.related(started, people)
+            self.groups.add(group)
+            for user in people:
+                self._joined(group, user)
+
+    def _befriend(self, started: float, ended: float, asked: Any, answer: Any) -> None:
+        user, peer, _ = asked
+        outcome, sides = answer
+        if outcome == REFUSED_REQUESTER:  # raised before any peer was looked at
+            assert sides == (user,)
+            self.strangers(ended, [user], [user])
+            return
+        if outcome == Outcome.NOT_REGISTERED:
+            self.related(started, [user])
+            self.strangers(ended, [user, peer], [peer])
+            return
+        assert outcome in (Outcome.ADDED, Outcome.ALREADY), (asked, answer)
+        self.related(started, [user, peer])
+        made = [(user, peer)] if sides[0] else []
+        made += [(peer, user)] if sides[1] else []
+        assert (outcome == Outcome.ADDED) == bool(made)
+        for entry in made:
+            victims = [u for u in entry if u in self.deletions]
+            self.entries.update(victims)
+            if not victims:
+                self.friends.add(entry)
+
+    def _joined(self, group: str, user: str) -> None:
+        if user in self.deletions:
+            self.memberships[user] += 1
+        else:
+            self.members.add((group, user))
+
+
+def test_an_account_deleted_while_it_is_related_keeps_no_relation(real_url: str) -> None:
+    app = "race-accounts"
+    client = real_client_or_skip(real_url)
+    engine = Limiter.from_settings(Settings(redis_url=real_url, cache_seconds=0))
+    try:
+        assert engine.settings.require_registered
+        everyone = (*ANCHORS, *VICTIMS)
+        assert engine.register_users(app, everyone).added == everyone
+        for name in ("friends", "groups_per_user", "group_members"):  # no limit refuses
+            engine.set_override(app, name, None)
+        for group, owner in zip(ACCOUNT_GROUPS, ANCHORS[: len(ACCOUNT_GROUPS)], strict=True):
+            engine.create_group(app, group, "Public", owner)
+
+        plans = [_accounts_plan(index) for index in range(WORKERS)]
+        workers = race(_accounts_job, app, plans, real_url)
+        assert [len(records) for records in workers] == [len(plan) for plan in plans]
+        deletions: dict[str, tuple[float, float]] = {}
+        released: dict[str, tuple[int, int]] = {}
+        for records in workers:
+            for started, ended, action, (user, *_), answer in records:
+                if action == "delete":
+                    assert user not in deletions
+                    deletions[user] = (started, ended)
+                    registered, *counts = answer
+                    assert registered  # it was an account until this call
+                    released[user] = (counts[0], counts[1])
+        assert set(deletions) == set(VICTIMS)
+
+        ledger = _Ledger(deletions)
+        for records in workers:
+            ledger.gone = set()
+            for record in records:
+                ledger.record(*record)
+        # the deletion released exactly what had been related to the victim before it, and
+        # no relation was made after it
+        for victim in VICTIMS:
+            made = (ledger.entries[victim], ledger.memberships[victim])
+            assert released[victim] == made, victim
+        assert sum(ledger.entries.values()) > 0 and sum(ledger.memberships.values()) > 0
+        # they really raced: victims related by one call and found deleted by another
+        raced_victims = [v for v in VICTIMS if ledger.refused[v] and sum(released[v])]
+        assert len(raced_victims) >= 5, raced_victims
+
+        # from the keys: every related id is an account; a deleted one holds nothing
+        keys = keys_of(engine, app)
+        users = set(client.smembers(keys.users))
+        assert users == set(ANCHORS)
+        assert related_ids(client, keys) <= users
+        for victim in VICTIMS:
+            for name in ("friends", "friended_by", "joined", "joined_free"):
+                assert not client.exists(relation_key(client, keys, name, victim)), victim
+        assert not client.exists(keys.strays)
+        assert assert_friends_consistent(client, keys) == ledger.friends
+        assert assert_memberships_consistent(client, keys) == ledger.members
+        assert set(client.hkeys(keys.groups)) == ledger.groups
+        report = check_app(engine, client, app)
+        assert report.violations == (), "\n".join(map(str, report.violations))
     finally:
         engine.close()
         forget(client, app)

@@ -5,7 +5,8 @@ every invariant is checked from Redis itself (:mod:`tests.invariants`).
 Which additions win is left to the race; what is asserted is that the state left behind is one
 the engine could legally reach. Two rules keep that checkable. Accounts that get deleted are
 each owned by one process, the only one that links them to anything, so a relation never
-names an unregistered account (the engine does not check registration: the IM does). And
+names an unregistered account and no call is refused for naming one (accounts first refuses
+those, ``require_registered``; ``tests/test_races.py`` races deletions against relating). And
 after each limit change the changing process waits until every other process has finished the
 operation it had in flight (it may have been decided under the old limit), then records what
 the engine reports above the new limit: only those entities may end above it.
@@ -24,7 +25,16 @@ from typing import Any
 import pytest
 import redis
 
-from limiter import GroupExists, GroupNotFound, Limiter, Refusal, Refused, Settings, SyncStore
+from limiter import (
+    GroupExists,
+    GroupNotFound,
+    Limiter,
+    Outcome,
+    Refusal,
+    Refused,
+    Settings,
+    SyncStore,
+)
 from limiter.results import Item, OverLimit
 from limiter.store.keys import AppKeys
 from limiter.testing import ManualClock
@@ -345,6 +355,8 @@ def run_and_check(url: str, figures: Recorder, operations: int, rounds: int = 1)
         for number in range(rounds):
             _race_round(url, engine, client, 6000 + 100 * number, operations, so_far)
         tally = so_far.tally
+        strangers = [outcome for outcome in tally if outcome.endswith(Outcome.NOT_REGISTERED)]
+        assert not strangers, strangers  # every id linked was an account (the rule above)
         refusals = _refusals(tally)
         assert set(MUST_REFUSE) <= set(refusals), refusals
         assert refusals["30010"] + refusals["30014"] > 0, refusals

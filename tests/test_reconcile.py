@@ -251,8 +251,9 @@ def test_a_group_may_come_in_parts_and_its_owner_is_a_member(engine):
 
 
 def test_decisions_after_a_reconcile_follow_the_new_counts(engine):
-    # live: "freed" has a full list of 20, "crowded" a group with 20 members
-    engine.register_users(APP, ["freed", "filled", *[f"p{i}" for i in range(20)]])
+    # live: "freed" has a full list of 20, "crowded" a group with 20 members; "new" and
+    # "new2" are accounts to befriend (accounts first), before and after the reconcile
+    engine.register_users(APP, ["freed", "filled", "new", *[f"p{i}" for i in range(20)]])
     engine.add_friends(APP, "freed", [f"p{i}" for i in range(20)])
     engine.create_group(APP, "crowded", "Public", "freed", [f"p{i}" for i in range(19)])
     engine.create_group(APP, "roomy", "Public", "filled")
@@ -261,7 +262,7 @@ def test_decisions_after_a_reconcile_follow_the_new_counts(engine):
     # the source: "freed" has 19 friends, "filled" 20; crowded has 2 members, roomy 20;
     # and the app has 100 accounts (the trial's limit)
     peers = [f"p{i}" for i in range(19)] + [f"q{i}" for i in range(20)]
-    accounts = peers + [f"acct{i:03d}" for i in range(59)] + ["freed", "filled"]
+    accounts = peers + [f"acct{i:03d}" for i in range(57)] + ["freed", "filled", "new", "new2"]
     source: list[Record] = [AccountRecord(a) for a in accounts]
     source += [FriendRecord("freed", f"p{i}", both_ways=True) for i in range(19)]
     source += [FriendRecord("filled", f"q{i}", both_ways=True) for i in range(20)]

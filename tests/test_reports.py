@@ -14,7 +14,7 @@ from limiter.catalog import Catalog, load_catalog
 from limiter.ops import plan_changes
 from limiter.reconcile import AccountRecord, GroupRecord
 from limiter.results import OverLimit
-from tests.conftest import APP, Backend, at, keys_of
+from tests.conftest import APP, Backend, Enroll, at, keys_of
 
 OTHER_APP = "1400000002"
 
@@ -152,8 +152,10 @@ def test_nothing_is_listed_within_the_limits(engine):
     assert engine.over_limit(APP) == ()  # everything exactly at its limit is not over
 
 
-def test_users_over_friends_and_groups_per_user_once_an_override_is_lowered(engine):
-    engine.add_friends(APP, "hub", [f"peer{i}" for i in range(5)])
+def test_users_over_friends_and_groups_per_user_once_an_override_is_lowered(engine, enroll: Enroll):
+    peers = [f"peer{i}" for i in range(5)]
+    enroll(APP, "hub", *peers, "joiner", "host", *[f"owner{n}" for n in range(4)])
+    engine.add_friends(APP, "hub", peers)
     for n in range(4):
         engine.create_group(APP, f"g{n}", "Public", f"owner{n}", ["joiner"])
     for n in range(3):  # AV chat rooms do not count toward groups_per_user
@@ -171,7 +173,11 @@ def test_users_over_friends_and_groups_per_user_once_an_override_is_lowered(engi
     assert engine.over_limit(APP) == (OverLimit("user", "joiner", "groups_per_user", 4, 3),)
 
 
-def test_groups_over_group_members_by_type_group_override_and_app_override(engine):
+def test_groups_over_group_members_by_type_group_override_and_app_override(engine, enroll: Enroll):
+    sizes = {"a": 24, "b": 21, "c": 19, "d": 39, "e": 4}  # the members besides "o"
+    enroll(APP, "o", *[f"{c}{i}" for c, n in sizes.items() for i in range(n)])
+    # 108 accounts: past the users limit, which this test is not about
+    engine.set_override(APP, "users", None)
     engine.set_override(APP, "group_members", 40)  # room to build groups above 20
     engine.create_group(APP, "pub", "Public", "o", [f"a{i}" for i in range(24)])  # 25
     engine.create_group(APP, "priv", "Work", "o", [f"b{i}" for i in range(21)])  # 22
@@ -196,7 +202,7 @@ def test_groups_over_group_members_by_type_group_override_and_app_override(engin
     }
 
 
-def test_each_group_is_judged_by_its_own_types_limit(backend: Backend, clock):
+def test_each_group_is_judged_by_its_own_types_limit(backend: Backend, clock, enroll: Enroll):
     data = load_catalog().model_dump(mode="json")
     data["editions"]["trial"]["limits"]["group_members"]["ChatRoom"] = 10
     catalog = Catalog.model_validate(data)
@@ -205,6 +211,7 @@ def test_each_group_is_judged_by_its_own_types_limit(backend: Backend, clock):
         SyncStore(backend.sync_client()), settings=settings, catalog=catalog, clock=clock
     )
     try:
+        enroll(APP, "o", *[f"c{i}" for i in range(14)], *[f"p{i}" for i in range(14)])
         engine.set_override(APP, "group_members", 15, group="chat")
         engine.create_group(APP, "chat", "ChatRoom", "o", [f"c{i}" for i in range(14)])  # 15
         engine.create_group(APP, "pub", "Public", "o", [f"p{i}" for i in range(14)])  # 15
@@ -230,12 +237,16 @@ def test_app_scope_accounts_and_av_rooms_after_a_reconcile(engine):
     assert engine.over_limit(APP) == ()
 
 
-def test_the_report_reads_big_relation_sets_across_chunks(engine):
+def test_the_report_reads_big_relation_sets_across_chunks(engine, enroll: Enroll):
     """More than 5000 entries in the friends, members and joined sets, with subjects that
     straddle the chunk boundaries: every count is summed whole."""
+    engine.set_override(APP, "users", None)  # the accounts enrolled: past the trial's 100
     engine.set_override(APP, "friends", None)
     engine.set_override(APP, "group_members", None)
     friends = {f"p{i:03d}": 20 + i % 31 for i in range(150)}  # 5185 entries
+    enroll(APP, *friends, *[f"q{j:02d}" for j in range(50)], "o1", "o2", "o3")
+    enroll(APP, *[f"s{i:02d}" for i in range(20)], *[f"t{i:02d}" for i in range(19)])
+    enroll(APP, *[f"m{i:04d}" for i in range(5199)])
     for user, count in friends.items():
         engine.add_friends(APP, user, [f"q{j:02d}" for j in range(count)], both_ways=False)
     engine.create_group(APP, "a-small", "Public", "o1", [f"s{i:02d}" for i in range(20)])  # 21

@@ -16,6 +16,7 @@ def test_cached_limits_follow_an_override_expiry_the_end_of_grace_and_a_clock_st
     engine = memory_limiter(clock=clock, cache_seconds=60)
     engine.set_edition(APP, "pro", purchased_on=date(2026, 10, 27))  # paid through 2026-11-26
     engine.set_override(APP, "friends", 1, expires_at=at(2026, 11, 26, 12, 0, 30))
+    engine.register_users(APP, ["owner", "a", "b", "c", "m1", "m2"])  # accounts first
     engine.create_group(APP, "g", "Public", "owner")
     assert engine.limits(APP).app["friends"].value == 1  # plan and limits cached for 60 s
     clock.advance(timedelta(seconds=30))  # the override expires inside the cache window

@@ -19,7 +19,7 @@ from limiter import (
 )
 from limiter.store import Request
 from limiter.store.keys import KeyLayout
-from tests.conftest import APP, Backend, all_keys
+from tests.conftest import APP, Backend, Enroll, all_keys
 
 
 class CountingStore(SyncStore):
@@ -78,15 +78,19 @@ def test_bad_user_ids_are_refused_before_anything_changes(engine, user, reason):
     assert engine.usage(APP).users == 0
 
 
-def test_group_ids_up_to_48_bytes(engine):
+def test_group_ids_up_to_48_bytes(engine, enroll: Enroll):
+    enroll(APP, "owner")
     engine.create_group(APP, "g" * 48, "Public", "owner")
     with pytest.raises(InvalidRequest) as caught:
         engine.create_group(APP, "g" * 49, "Public", "owner")
     assert caught.value.field == "group"
 
 
-def test_ids_with_key_characters_stay_inside_their_own_app_and_entity(engine, client: Any):
+def test_ids_with_key_characters_stay_inside_their_own_app_and_entity(
+    engine, client: Any, enroll: Enroll
+):
     other = "1400000002"
+    enroll(other, "a", "b")
     engine.add_friends(other, "a", ["b"])
     engine.create_group(other, "g", "Public", "a")
     tricky = ["a}", "{a", "a:b", "*", f"{{{other}}}", "a\\", "[a", "(a"]
@@ -110,7 +114,7 @@ def test_each_operation_is_one_round_trip_once_the_plan_is_cached(backend: Backe
     engine.set_edition(APP, "pro", purchased_on=date(2026, 11, 20))
     engine.register_users(APP, ["warm"])  # the plan is now cached
     operations = {
-        "register_users": lambda: engine.register_users(APP, ["a", "b"]),
+        "register_users": lambda: engine.register_users(APP, ["a", "b", "c", "d"]),
         "add_friends": lambda: engine.add_friends(APP, "a", ["b"]),
         "remove_friends": lambda: engine.remove_friends(APP, "a", ["b"]),
         "create_group": lambda: engine.create_group(APP, "g", "Public", "a", ["b"]),
@@ -119,16 +123,22 @@ def test_each_operation_is_one_round_trip_once_the_plan_is_cached(backend: Backe
         "destroy_group": lambda: engine.destroy_group(APP, "g"),
         "delete_users": lambda: engine.delete_users(APP, ["a"]),
         "usage": lambda: engine.usage(APP),
-        "record_login": lambda: engine.record_login(APP, "a"),
-        "record_login (again)": lambda: engine.record_login(APP, "a"),
+        "record_login": lambda: engine.record_login(APP, "b"),  # an account ("a" was deleted)
+        "record_login (again)": lambda: engine.record_login(APP, "b"),
         "record_bandwidth": lambda: engine.record_bandwidth(APP, 3),
         "monthly_usage": lambda: engine.monthly_usage(APP, "2026-11"),
         "audit": lambda: engine.audit(APP),
     }
+    answers = {}
     for name, operation in operations.items():
         before = store.round_trips
-        operation()
+        answers[name] = operation()
         assert store.round_trips - before == 1, name
+    # each took its whole path (accounts first: every id named is an account)
+    assert answers["add_friends"].added == ("b",)
+    assert answers["add_members"].added == ("c", "d")
+    first, again = answers["record_login"], answers["record_login (again)"]
+    assert (first.registered, first.counted, again.counted) == (True, True, False)
     before = store.round_trips
     engine.history_cutoff(APP)
     assert store.round_trips == before  # the cached plan answers it
@@ -145,7 +155,7 @@ def test_the_server_sees_one_evalsha_per_decision(clock):
     server = real_redis_or_skip()
     engine = Limiter.from_settings(Settings(redis_url=REDIS_URL, cache_seconds=60), clock=clock)
     for app in ("warm-up", APP):  # the first app loads the scripts into the server's cache
-        engine.register_users(app, ["warm"])
+        engine.register_users(app, ["warm", "a", "b", "c"])  # accounts first
         server.config_resetstat()
         engine.add_friends(app, "a", ["b", "c"])
         engine.create_group(app, "g", "Public", "a", ["b"])

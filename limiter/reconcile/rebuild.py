@@ -28,7 +28,7 @@ from limiter.reconcile.report import (
     ReconcileReport,
 )
 from limiter.store import audit, loads, reads, scripts
-from limiter.store.keys import AppKeys
+from limiter.store.keys import RETIRED, AppKeys
 from limiter.store.requests import Pipeline, call
 
 # Entries per load round trip (sorted per key: into a set of 1,000,000, Redis takes about
@@ -231,7 +231,7 @@ class Rebuild:
     def _left(self, state: str) -> bool:
         """Whether a generation in ``rebuilds`` is left over: retired, or its reconcile
         started more than :data:`LEFT_AFTER` ago (it stopped before its end)."""
-        if state == loads.RETIRED:
+        if state == RETIRED:
             return True
         try:
             started = datetime.fromisoformat(state)

@@ -22,7 +22,7 @@
     <prefix>:{<app>}:marker       STRING  "<id> <ISO instant>": the app's marker, written on the
                                   first contact (limiter/marker.py: a flushed shard is seen)
     <prefix>:{<app>}:rebuilds     HASH  generation -> when a reconcile started writing it, or
-                                  retired it: generations whose keys are still to be deleted
+                                  RETIRED: generations whose keys are still to be deleted
     <prefix>:{<app>}:rebuild:<gen>:<name>  a reconcile's users, groups and AV rooms for
                                   generation <gen> (renamed over the live ones by its switch),
                                   its index of ids that got relation keys (``strays``) and
@@ -48,6 +48,10 @@ from datetime import date
 
 from limiter.errors import InvalidRequest
 from limiter.ids import check_app_id
+
+# What a generation's entry in an app's ``rebuilds`` hash holds once a switch retired it (else
+# the instant its reconcile started): its keys are to be deleted.
+RETIRED = "retired"
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-:]{1,64}")
 

@@ -13,9 +13,6 @@ from limiter.store.requests import Arg, Pipeline
 
 # Ids or fields per command when loading.
 LOAD_BATCH = 1000
-# What a generation's entry in the app's ``rebuilds`` hash holds once it is retired (else the
-# instant its reconcile started): its keys are to be deleted.
-RETIRED = "retired"
 
 
 class Load:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from limiter.results import GroupUsage, UserUsage
-from limiter.store.keys import AppKeys
+from limiter.store.keys import RETIRED, AppKeys
 from limiter.store.requests import Arg, ScriptCall, pairs
 
 
@@ -441,4 +441,4 @@ def rebuild_swap(
     )
     args = (audit_entry, audit_kept, metering.today, metering.first_day, metering.retention)
     generations = (swap.live_generation, swap.generation)
-    return ScriptCall("rebuild_swap", script_keys, (*args, *generations, *swap.sizes))
+    return ScriptCall("rebuild_swap", script_keys, (*args, *generations, *swap.sizes, RETIRED))

@@ -10,7 +10,8 @@
 -- ARGV[4..] pairs: peer id, the peer's friends limit; peers distinct and not the user
 -- Returns  {1 (0: the requester is not a registered account, nothing else follows), then
 --          per peer four integers: outcome, sides added, count, peer count}
---          outcome 1 added, 2 already, 3 the peer is not a registered account, 30010 requester's list full, 30014 peer's list full,
+--          outcome 1 added, 2 already, 3 the peer is not a registered account (decided
+--          first), 30010 requester's list full, 30014 peer's list full,
 --          -30010 / -30014 added over a shadow limit, 0 not attempted (all or nothing);
 --          sides: bit 1 the requester's side, bit 2 the peer's side; count: the list size the
 --          outcome speaks of (requester's, or the peer's for 30014), at the decision; peer count:

@@ -70,7 +70,8 @@ end
 
 -- Keep the index of ids that hold relations: an id that is not a registered account goes
 -- into `strays` (users, strays: the app's sets). Needed only when registration is not
--- required: otherwise every related id is an account already.
+-- required: otherwise every id being related is an account (one released later, by
+-- unregister_users, goes into strays there).
 local function index_user(users, strays, user)
   if not registered(users, user) then
     redis.call("SADD", strays, user)

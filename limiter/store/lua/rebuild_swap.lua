@@ -12,6 +12,7 @@
 -- ARGV[3]  today, ARGV[4] the month's first day (YYYY-MM-DD), ARGV[5] metering retention (s)
 -- ARGV[6]  the live generation the rebuild was compared with  ARGV[7] the new generation
 -- ARGV[8..10] how many elements the rebuild's users, groups and av_rooms must hold
+-- ARGV[11] what `rebuilds` holds for a retired generation (limiter/store/keys.py: RETIRED)
 -- Returns  the number of live groups after the switch; -1 (nothing switched) when a rebuilt
 --          index does not hold what was loaded (it was evicted), -2 when the live generation
 --          is no longer the one compared (another reconcile switched first)
@@ -40,7 +41,7 @@ for _, index in ipairs({USERS, GROUPS, ROOMS}) do
 end
 redis.call("SET", KEYS[1], ARGV[7])
 redis.call("HDEL", KEYS[2], ARGV[7])
-redis.call("HSET", KEYS[2], ARGV[6], "retired")
+redis.call("HSET", KEYS[2], ARGV[6], ARGV[11])
 local after = redis.call("HLEN", KEYS[LIVE + GROUPS])
 track_groups(KEYS[4], before, after, ARGV[3], ARGV[4], ARGV[5])
 audit(KEYS[3], ARGV[1], ARGV[2])

@@ -12,11 +12,11 @@
 --          users after the call
 local field = "dau:" .. ARGV[2]
 local closes_in = tonumber(ARGV[3])
-if ARGV[5] == "1" and not registered(KEYS[3], ARGV[1]) then
-  return {-2, redis.call("SCARD", KEYS[1])}
-end
 if closes_in <= 0 then
   return {-1, tonumber(redis.call("HGET", KEYS[2], field) or "0")}
+end
+if ARGV[5] == "1" and not registered(KEYS[3], ARGV[1]) then
+  return {-2, redis.call("SCARD", KEYS[1])}
 end
 if redis.call("SADD", KEYS[1], ARGV[1]) == 0 then
   return {0, redis.call("SCARD", KEYS[1])}
