@@ -40,8 +40,8 @@ def test_small_relations_are_listpacks_and_a_big_group_a_hash_table(
             raw = next(iter(raw.values()))
         most = int(raw["hash-max-listpack-entries"])
         crowd = [f"m{i:04d}" for i in range(most + 1)]
+        engine.set_edition(APP, "pro", purchased_on=clock.now().date())  # users: unlimited
         engine.register_users(APP, ["a", "b", "c", *crowd])
-        engine.set_edition(APP, "pro", purchased_on=clock.now().date())
         engine.set_override(APP, "group_members", None, group="big")
         engine.add_friends(APP, "a", ["b", "c"])
         engine.create_group(APP, "small", "Public", "a", ["b"])
