@@ -81,10 +81,14 @@ def run(url: str, smoke: bool) -> Figure:
         f"{repetitions} repetitions per size (of {repetitions} samples, p99 is about the "
         "slowest); one blocking client, the engine's default settings.",
         "create_group and destroy_group are one script each and grow linearly with the group: "
-        "creating reads each member's groups_per_user count (one ZLEXCOUNT each) and writes "
-        "two sorted-set entries per member, 1,000 per ZADD; destroying removes the group's "
-        "entries with one ZREMRANGEBYLEX and its members' with a ZREM per 1,000. Python's "
-        "share is validating the ids and building the arguments. Per member at p50: "
+        "creating checks that each member is an account (SISMEMBER) and reads its "
+        "groups_per_user count (HLEN of its joined hash), then writes the group's members "
+        "hash (1,000 fields per HSET) and one field in each member's own joined hash (an "
+        "HSET per member: the price of per-entity keys, which 0.1's app-wide sorted sets "
+        "batched 1,000 to a ZADD); destroying reads the members and removes the group from "
+        "each member's joined and joined_free hashes (two HDELs each) after an UNLINK of the "
+        "members hash. Python's share is "
+        "validating the ids and building the arguments. Per member at p50: "
         + "; ".join(
             f"{step} {per_member[step][smallest]:.1f} us at {smallest:,}, "
             f"{per_member[step][largest]:.1f} us at {largest:,}"
@@ -94,7 +98,7 @@ def run(url: str, smoke: bool) -> Figure:
         f"add_members of {BATCH}: "
         f"{per_member[STEPS[1]][smallest] * BATCH / 1e3:.2f} ms into a group of {smallest:,}, "
         f"{per_member[STEPS[1]][largest] * BATCH / 1e3:.2f} ms into {largest:,}: its work is "
-        "the batch (the group's size is one logarithmic ZLEXCOUNT).",
+        "the batch (the group's size is one HLEN).",
         "A script runs alone on the server: a 6,000-member create or destroy holds Redis for "
         "about its server-side share of the time above (every other client waits that long).",
     ]

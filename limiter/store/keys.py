@@ -2,8 +2,9 @@
 
     <prefix>:{<app>}:plan         HASH  plan state fields (edition, expansion:*, override:*)
     <prefix>:{<app>}:users        SET   registered user ids
-    <prefix>:{<app>}:strays       SET   ids that hold relations without being registered (an
-                                  unregistered account, LIMITER_REQUIRE_REGISTERED off)
+    <prefix>:{<app>}:strays       SET   ids that hold relations without being registered
+                                  (LIMITER_REQUIRE_REGISTERED off, or an account released
+                                  by unregister_users while it was related)
     <prefix>:{<app>}:groups       HASH  group id -> canonical group type
     <prefix>:{<app>}:av_rooms     SET   AV chat room group ids
     <prefix>:{<app>}:gen          STRING  the generation of the relation keys (absent: "0")
