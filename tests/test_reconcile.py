@@ -36,6 +36,7 @@ from limiter.reconcile import (
 )
 from limiter.reconcile.rebuild import Rebuild
 from limiter.results import Usage
+from limiter.store import loads
 from limiter.store.keys import NAMESPACES
 from tests import conftest
 from tests.conftest import APP, Backend, all_keys, at, keys_of
@@ -513,6 +514,19 @@ def relations(records: list[Record]) -> dict[str, set[tuple[str, str]]]:
             found["members"] |= {(record.id, member) for member in record.members}
     found["groups_per_user"] = {(user, group) for group, user in found["members"]}
     return found
+
+
+def test_relations_split_over_many_load_calls_load_whole(engine, monkeypatch):
+    """A load's relations go in load_relations calls of RELATION_BATCH fields; a list longer
+    than a call is split over several, and every field arrives."""
+    monkeypatch.setattr(loads, "RELATION_BATCH", 7)
+    engine.reconcile(APP, iter(big_source_a()))
+    hub = engine.user_usage(APP, "hub")
+    assert (hub.friends, hub.groups) == (N, 1)
+    assert engine.group_usage(APP, "mega").members == N + 1
+    assert engine.user_usage(APP, PEOPLE[N - 1]).friends == 1
+    again = engine.reconcile(APP, iter(big_source_a()))
+    assert again.changes_total == 0
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -8,11 +8,20 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from limiter.store.keys import USER_NAMESPACES, AppKeys, entity
-from limiter.store.requests import Arg, Pipeline
+from limiter.store import scripts
+from limiter.store.keys import NAMESPACES, USER_NAMESPACES, AppKeys, entity
+from limiter.store.redis import script_sources
+from limiter.store.requests import Arg, Pipeline, ScriptCall
 
 # Ids or fields per command when loading.
 LOAD_BATCH = 1000
+# Relation fields per load_relations call (a script runs alone: each stays short).
+RELATION_BATCH = 10_000
+# Each namespace as load_relations names it: its index in NAMESPACES.
+FRIENDS, FRIENDED_BY, MEMBERS, JOINED, JOINED_FREE = (
+    NAMESPACES.index(name)
+    for name in ("friends", "friended_by", "members", "joined", "joined_free")
+)
 
 
 class Load:
@@ -27,18 +36,19 @@ class Load:
         self.groups: dict[str, str] = {}
         # Every id given a relation key (the rebuild's ``strays``: its orphans are found there).
         self.touched: set[str] = set()
-        self.fields: defaultdict[str, list[str]] = defaultdict(list)
+        # (namespace's index in NAMESPACES, subject) -> the other ends of its relations
+        self.fields: defaultdict[tuple[int, str], list[str]] = defaultdict(list)
 
-    def _link(self, namespace: str, subject: str, other: str) -> None:
-        self.fields[entity(namespace, self.generation, subject)].append(other)
+    def _link(self, namespace: int, subject: str, other: str) -> None:
+        self.fields[(namespace, subject)].append(other)
 
     def account(self, user: str) -> None:
         self.users.append(user)
 
     def friend(self, user: str, friend: str) -> None:
         """``friend`` is in ``user``'s list."""
-        self._link(self.keys.friends, user, friend)
-        self._link(self.keys.friended_by, friend, user)
+        self._link(FRIENDS, user, friend)
+        self._link(FRIENDED_BY, friend, user)
         self.touched.update((user, friend))
 
     def group(
@@ -49,8 +59,8 @@ class Load:
         self.groups[group] = group_type
         if av:
             self.rooms.append(group)
-        self.fields[entity(self.keys.members, self.generation, group)] += people
-        side = self.keys.joined if counted else self.keys.joined_free
+        self.fields[(MEMBERS, group)] += people
+        side = JOINED if counted else JOINED_FREE
         for person in people:
             self._link(side, person, group)
         self.touched.update(people)
@@ -66,14 +76,35 @@ class Load:
             (keys.strays, sorted(self.touched)),
         ):
             commands += (("SADD", key, *batch) for batch in _batches(values))
-        for key, others in self.fields.items():
-            for batch in _batches(others):
-                commands.append(("HSET", key, *_with_empty_values(batch)))
+        commands += self._relations()
         for pairs in _batches(list(self.groups.items())):
             commands.append(("HSET", keys.groups, *(part for pair in pairs for part in pair)))
         if not commands:
             return None
         return Pipeline((*begin.commands, *commands))
+
+    def _relations(self) -> Iterator[tuple[Arg, ...]]:
+        """load_relations calls writing every relation of the load, RELATION_BATCH fields
+        each at most (a long list is split over calls)."""
+        entries: list[tuple[int, str, Sequence[str]]] = []
+        size = 0
+        for (namespace, subject), others in self.fields.items():
+            for start in range(0, len(others), RELATION_BATCH):
+                part = others[start : start + RELATION_BATCH]
+                if size + len(part) > RELATION_BATCH:
+                    yield in_pipeline(scripts.load_relations(self.keys, self.generation, entries))
+                    entries, size = [], 0
+                entries.append((namespace, subject, part))
+                size += len(part)
+        if entries:
+            yield in_pipeline(scripts.load_relations(self.keys, self.generation, entries))
+
+
+def in_pipeline(script: ScriptCall[Any]) -> tuple[Arg, ...]:
+    """A script call as one command of a pipeline: EVAL of its source, not EVALSHA (a
+    pipeline cannot reload a script a server lost; Redis caches it all the same)."""
+    source = script_sources()[script.script]
+    return ("EVAL", source, len(script.keys), *script.keys, *script.args)
 
 
 def begin(live: AppKeys, rebuilt: AppKeys, generation: str, started: str) -> Pipeline[Any]:
@@ -132,13 +163,6 @@ def drop_generation(live: AppKeys, generation: str) -> Pipeline[Any]:
     rebuilt = live.rebuild(generation)
     names = (*rebuilt.indexes(), rebuilt.gen, rebuilt.seen)
     return Pipeline((("UNLINK", *names), ("HDEL", live.rebuilds, generation)))
-
-
-def _with_empty_values(others: Sequence[str]) -> list[str]:
-    """``f1 "" f2 "" ...``: a relation hash's fields carry no value."""
-    args = [""] * (2 * len(others))
-    args[::2] = others
-    return args
 
 
 def _batches(values: Sequence[Any]) -> Iterator[Sequence[Any]]:

@@ -417,6 +417,16 @@ class Swap(NamedTuple):
     sizes: tuple[int, int, int]
 
 
+def load_relations(
+    keys: AppKeys, generation: str, entries: Sequence[tuple[int, str, Sequence[str]]]
+) -> ScriptCall[int]:
+    """Write relations into ``generation``: per entry, the namespace's index in NAMESPACES,
+    the user or group, the other ends. Replies the fields added. Reconcile loads send it
+    inside their pipelines (:func:`limiter.store.loads.in_pipeline`)."""
+    packed = [f"{n + 1}\0{subject}\0" + "\0".join(others) for n, subject, others in entries]
+    return ScriptCall("load_relations", keys.namespaces(), (generation, *packed))
+
+
 def rebuild_swap(
     live: AppKeys,
     rebuilt: AppKeys,
