@@ -88,9 +88,8 @@ def operations_of(
     keys = keys_of(engine, APP)
     setup = client(url, flush=False)
 
-    def accounts(tag: str, *kinds: str) -> str:
+    def accounts(tag: str, *kinds: str) -> None:
         enroll(setup, keys, [f"{kind}{tag}-{i}" for kind in kinds for i in range(ops)])
-        return tag
 
     def add_members(tag: str) -> Callable[[int], Any]:
         accounts(tag, "m")

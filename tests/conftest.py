@@ -23,6 +23,7 @@ import redis
 import redis.cluster
 from redis.exceptions import RedisClusterException
 
+from bench.common import enroll as straight_in
 from limiter import AsyncLimiter, AsyncStore, Catalog, Limiter, Settings, SyncStore
 from limiter.store.clients import async_client, sync_client
 from limiter.store.keys import NAMESPACES, AppKeys, KeyLayout
@@ -212,7 +213,7 @@ def enroll(backend: Backend) -> Iterator[Enroll]:
     plain = backend.sync_client()
 
     def enroll(app: str, *ids: str, prefix: str = "limiter") -> None:
-        plain.sadd(KeyLayout(prefix).app(app).users, *ids)
+        straight_in(plain, KeyLayout(prefix).app(app), list(ids))
 
     yield enroll
     plain.close()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from bench.common import enroll as straight_in
 from limiter import Limiter, Settings
 from limiter.store.keys import KeyLayout
 from limiter.testing import ManualClock
@@ -50,7 +51,7 @@ def forget_app(client: redis.Redis, app: str) -> None:
 
 def enroll(client: redis.Redis, app: str, users: list[str]) -> None:
     """Make ``users`` registered accounts of ``app`` as set-up: straight into its users set."""
-    client.sadd(KeyLayout().app(app).users, *users)
+    straight_in(client, KeyLayout().app(app), users)
 
 
 def engine_at(url: str, instant: datetime) -> Limiter:
