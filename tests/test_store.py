@@ -19,6 +19,7 @@ from limiter import (
 )
 from limiter.store import Request
 from limiter.store.keys import KeyLayout
+from limiter.store.redis import packed_commands
 from tests.conftest import APP, Backend, Enroll, all_keys
 
 
@@ -222,3 +223,15 @@ def test_the_plan_cache_stays_bounded(engine, monkeypatch):
     for n in range(6):
         engine.limits(f"app{n}")
     assert len(engine.context._plans) == 3
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF8", "latin-1"])
+def test_loads_are_packed_as_redis_py_packs_them(encoding: str) -> None:
+    """A reconcile's loads are packed by hiredis, not by redis-py: the bytes are redis-py's
+    own for the client's encoding (text, numbers, an id outside ASCII)."""
+    commands = [("SADD", "limiter:{1}:users", "é-user", 7), ("EVAL", "return 1", 0)]
+    connection = redis.Connection(encoding=encoding)
+    expected = b"".join(connection.pack_commands(commands))
+    assert b"".join(packed_commands(commands, {"encoding": encoding})) == expected
+    if encoding == "latin-1":
+        assert "é".encode("latin-1") in expected

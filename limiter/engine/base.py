@@ -3,14 +3,16 @@ pure helpers integrations need (today's billing date, limits of a plan, id check
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Generic, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 from limiter.catalog import Catalog, load_catalog
 from limiter.clock import Clock, SystemClock
+from limiter.errors import StoreUnavailable
 from limiter.limits import EffectiveLimits, resolve
 from limiter.marker import DataWatch
 from limiter.metering import Month
@@ -115,3 +117,14 @@ class BaseEngine(Generic[S]):
         """What this engine knows of its Redis data set (no round trip): the marker it saw,
         since when, and the flushes it detected (see :mod:`limiter.marker`)."""
         return self.data.status
+
+    @contextlib.contextmanager
+    def _outage_counted(self) -> Iterator[None]:
+        """An outage of a submitted pipeline (a reconcile's loads) is counted as a round
+        trip's is."""
+        try:
+            yield
+        except StoreUnavailable:
+            self.context.stats.store_errors["pipeline"] += 1
+            self.data.outage()
+            raise

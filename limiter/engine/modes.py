@@ -3,8 +3,9 @@ operations (one line each, from :mod:`limiter.ops`) and one driver loop over its
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -39,6 +40,8 @@ from limiter.store import (
 )
 
 T = TypeVar("T")
+# Records an asyncio reconcile reads between two turns of the event loop.
+YIELD_EVERY = 1000
 
 
 class AsyncLimiter(BaseEngine[AsyncioStore]):
@@ -132,16 +135,38 @@ class AsyncLimiter(BaseEngine[AsyncioStore]):
         actor: str = DEFAULT_ACTOR,
     ) -> ReconcileReport:
         """Rebuild the app's counters from its source of truth (see :mod:`limiter.reconcile`);
-        ``records`` may be a plain or an async iterable, read in chunks."""
+        ``records`` may be a plain or an async iterable, read in chunks. While Redis loads one
+        chunk (:meth:`AsyncStore.submit`), the next is read, then validated and built in a
+        worker thread, as in :meth:`Limiter.reconcile`: the event loop stays free to send the
+        load in flight (and to run other tasks; it gets a turn every :data:`YIELD_EVERY`
+        records read)."""
         rebuild, chunker = Rebuild(self.context, app), Chunker()
+        sending: tuple[Pipeline[list[int]], asyncio.Task[list[Any]]] | None = None
+
+        async def send(load: Pipeline[list[int]] | None) -> None:
+            """Start sending ``load``, then wait for the one before it."""
+            nonlocal sending
+            previous, sending = sending, None
+            if load is not None:
+                sending = (load, self.store.submit(load))
+            if previous is not None:
+                with self._outage_counted():
+                    rebuild.written(previous[0], await previous[1])
+
         try:
-            async for record in _each(records):
+            async for n, record in _each(records):
                 chunk = chunker.add(record)
                 if chunk is not None:
-                    await self.run(rebuild.load(chunk), app)
-            await self.run(rebuild.load(chunker.rest()), app)
+                    await send(await asyncio.to_thread(rebuild.prepare, chunk))
+                elif n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            await send(await asyncio.to_thread(rebuild.prepare, chunker.rest()))
+            await send(None)
             return await self.run(rebuild.finish(actor), app)
         except BaseException:
+            if sending is not None:  # let it land before the rebuild keys are dropped
+                with contextlib.suppress(Exception):
+                    await sending[1]
             with contextlib.suppress(StoreUnavailable):
                 await self.run(rebuild.abort())
             raise
@@ -270,21 +295,16 @@ class Limiter(BaseEngine[BlockingStore]):
         with self._outage_counted():
             return sent.result()
 
-    @contextlib.contextmanager
-    def _outage_counted(self) -> Iterator[None]:
-        """An outage of a submitted pipeline is counted as a round trip's is."""
-        try:
-            yield
-        except StoreUnavailable:
-            self.context.stats.store_errors["pipeline"] += 1
-            self.data.outage()
-            raise
 
-
-async def _each(records: Iterable[Record] | AsyncIterable[Record]) -> AsyncIterator[Record]:
+async def _each(
+    records: Iterable[Record] | AsyncIterable[Record],
+) -> AsyncIterator[tuple[int, Record]]:
+    """The records, numbered from 1."""
     if isinstance(records, AsyncIterable):
+        n = 0
         async for record in records:
-            yield record
+            n += 1
+            yield n, record
     else:
-        for record in records:
-            yield record
+        for n, record in enumerate(records, 1):
+            yield n, record

@@ -28,13 +28,13 @@ from limiter.reconcile.report import (
     ReconcileReport,
 )
 from limiter.store import audit, loads, reads, scripts
-from limiter.store.keys import RETIRED, AppKeys
+from limiter.store.keys import RETIRED, USER_NAMESPACES, AppKeys
 from limiter.store.requests import Pipeline, call
 
 # Entries per load round trip (sorted per key: into a set of 1,000,000, Redis takes about
 # 3.7 us of CPU an entry in random order, 1.5 in sorted runs of 100,000), and entries per
 # comparing call.
-LOAD_ENTRIES = 100_000
+LOAD_ENTRIES = 300_000
 COMPARE_CHUNK = 2000
 # A rebuild's generation not switched in after this long was left by a reconcile that stopped
 # (its keys are deleted by the next reconcile of the app).
@@ -182,11 +182,13 @@ class Rebuild:
         rooms = yield from self._diff_set(live.av_rooms, new.av_rooms)
         groups, retyped = yield from self._diff_groups()
         diff = _Diff()
-        user_sides = (live.friends, live.joined)
+        # friendships and memberships are compared entry by entry (the report's drifts), a
+        # user's groups only by count (the mirror image of the groups' members)
+        user_sides = ((live.friends, True), (live.joined, False))
         for index in (live.users, live.strays, new.users):
             yield from self._diff_entities(index, "u:", user_sides, diff)
         for index in (live.groups, new.groups):
-            yield from self._diff_entities(index, "g:", (live.members,), diff)
+            yield from self._diff_entities(index, "g:", ((live.members, True),), diff)
         changes = tuple(sorted(diff.changes, key=lambda c: (c.scope, c.id, c.count)))
         report = ReconcileReport(
             self.app,
@@ -264,31 +266,38 @@ class Rebuild:
         return Orphans(len(found), friendships, memberships, tuple(found[:REPORTED_CHANGES]))
 
     def _diff_entities(
-        self, index: str, prefix: str, namespaces: Sequence[str], diff: _Diff
+        self, index: str, prefix: str, namespaces: Sequence[tuple[str, bool]], diff: _Diff
     ) -> Op[None]:
         """Compare the relations of every id of ``index`` (a set, or a groups hash) not
-        compared yet."""
+        compared yet, in ``namespaces`` (each with whether its entries are compared, or only
+        its counts)."""
         scope: Scope = "group" if prefix == "g:" else "user"
-        cursor = None
-        while cursor != 0:
-            cursor, ids = yield from _page(index, scope == "group", cursor or 0)
-            if ids:
-                found = scripts.diff_entities(self.live, self.new, namespaces, prefix, ids)
-                diff.add(scope, namespaces, (yield from call(found)))
+        cursor = 0
+        while True:
+            page = scripts.Page(index, scope == "group", cursor, COMPARE_CHUNK)
+            cursor, found = yield from call(
+                scripts.diff_entities(self.live, self.new, page, namespaces, prefix)
+            )
+            diff.add(scope, namespaces, found)
+            if cursor == 0:
+                return
 
     def _drop(self, generation: str) -> Op[None]:
         """Delete a generation's relation keys (found from its indexes), then its indexes."""
-        indexes = self.live.rebuild(generation)
-        for index in (indexes.users, indexes.strays, indexes.groups):
-            groups = index == indexes.groups
-            cursor = None
-            while cursor != 0:
-                cursor, ids = yield from _page(index, groups, cursor or 0)
-                if ids:
-                    users = [] if groups else ids
-                    drop = loads.drop_entities(self.live, generation, users, ids if groups else [])
-                    yield from call(drop)
-        yield from call(loads.drop_generation(self.live, generation))
+        live, indexes = self.live, self.live.rebuild(generation)
+        user_sides = [getattr(live, namespace) for namespace in USER_NAMESPACES]
+        for index, namespaces in (
+            (indexes.users, user_sides),
+            (indexes.strays, user_sides),
+            (indexes.groups, [live.members]),
+        ):
+            cursor = 0
+            while True:
+                page = scripts.Page(index, index == indexes.groups, cursor, COMPARE_CHUNK)
+                cursor = yield from call(scripts.drop_entities(page, namespaces, generation))
+                if cursor == 0:
+                    break
+        yield from call(loads.drop_generation(live, generation))
 
     def _diff_set(self, live: str, new: str) -> Op[Drift]:
         before, after = yield from call(loads.set_sizes(live, new))
@@ -318,14 +327,6 @@ class Rebuild:
         return Drift(before, after, after - common, before - common), retyped
 
 
-def _page(index: str, hashed: bool, cursor: int) -> Op[tuple[int, list[str]]]:
-    """One page of the ids of a set, or of a hash's fields (the groups)."""
-    if hashed:
-        cursor, fields = yield from call(reads.hash_page(index, cursor, COMPARE_CHUNK))
-        return cursor, list(fields)
-    return (yield from call(reads.set_page(index, cursor, COMPARE_CHUNK)))
-
-
 _COUNTS: dict[str, CountName] = {"friends": "friends", "joined": "groups_per_user"}
 
 
@@ -336,13 +337,16 @@ class _Diff:
         self.totals: dict[str, list[int]] = {}
         self.changes: list[CountChange] = []
 
-    def add(self, scope: Scope, namespaces: Sequence[str], page: scripts.EntityDiff) -> None:
-        for namespace, total in zip(namespaces, page.totals, strict=True):
+    def add(
+        self, scope: Scope, namespaces: Sequence[tuple[str, bool]], page: scripts.EntityDiff
+    ) -> None:
+        compared = [name for name, contents in namespaces if contents]
+        for namespace, total in zip(compared, page.totals, strict=True):
             running = self.totals.setdefault(namespace, [0, 0, 0, 0])
             for i, value in enumerate(total):
                 running[i] += value
         for index, subject, change, after in page.changes:
-            name = namespaces[index - 1].rpartition(":")[2]
+            name = namespaces[index - 1][0].rpartition(":")[2]
             count = _COUNTS.get(name, "group_members")
             self.changes.append(CountChange(scope, subject, count, after - change, after))
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from limiter.store import scripts
-from limiter.store.keys import NAMESPACES, USER_NAMESPACES, AppKeys, entity
+from limiter.store.keys import NAMESPACES, AppKeys
 from limiter.store.redis import script_sources
 from limiter.store.requests import Arg, Pipeline, ScriptCall
 
@@ -36,19 +36,18 @@ class Load:
         self.groups: dict[str, str] = {}
         # Every id given a relation key (the rebuild's ``strays``: its orphans are found there).
         self.touched: set[str] = set()
-        # (namespace's index in NAMESPACES, subject) -> the other ends of its relations
-        self.fields: defaultdict[tuple[int, str], list[str]] = defaultdict(list)
-
-    def _link(self, namespace: int, subject: str, other: str) -> None:
-        self.fields[(namespace, subject)].append(other)
+        # Per namespace (in NAMESPACES' order): subject -> the other ends of its relations
+        self.fields: tuple[defaultdict[str, list[str]], ...] = tuple(
+            defaultdict(list) for _ in NAMESPACES
+        )
 
     def account(self, user: str) -> None:
         self.users.append(user)
 
     def friend(self, user: str, friend: str) -> None:
         """``friend`` is in ``user``'s list."""
-        self._link(FRIENDS, user, friend)
-        self._link(FRIENDED_BY, friend, user)
+        self.fields[FRIENDS][user].append(friend)
+        self.fields[FRIENDED_BY][friend].append(user)
         self.touched.update((user, friend))
 
     def group(
@@ -59,10 +58,10 @@ class Load:
         self.groups[group] = group_type
         if av:
             self.rooms.append(group)
-        self.fields[(MEMBERS, group)] += people
-        side = JOINED if counted else JOINED_FREE
+        self.fields[MEMBERS][group] += people
+        joined = self.fields[JOINED if counted else JOINED_FREE]
         for person in people:
-            self._link(side, person, group)
+            joined[person].append(group)
         self.touched.update(people)
 
     def pipeline(self, begin: Pipeline[Any]) -> Pipeline[list[int]] | None:
@@ -73,7 +72,7 @@ class Load:
         for key, values in (
             (keys.users, self.users),
             (keys.av_rooms, self.rooms),
-            (keys.strays, sorted(self.touched)),
+            (keys.strays, list(self.touched)),
         ):
             commands += (("SADD", key, *batch) for batch in _batches(values))
         commands += self._relations()
@@ -88,14 +87,22 @@ class Load:
         each at most (a long list is split over calls)."""
         entries: list[tuple[int, str, Sequence[str]]] = []
         size = 0
-        for (namespace, subject), others in self.fields.items():
-            for start in range(0, len(others), RELATION_BATCH):
-                part = others[start : start + RELATION_BATCH]
-                if size + len(part) > RELATION_BATCH:
-                    yield in_pipeline(scripts.load_relations(self.keys, self.generation, entries))
-                    entries, size = [], 0
-                entries.append((namespace, subject, part))
-                size += len(part)
+        for namespace, fields in enumerate(self.fields):
+            for subject, others in fields.items():
+                parts = [others]
+                if len(others) > RELATION_BATCH:
+                    parts = [
+                        others[start : start + RELATION_BATCH]
+                        for start in range(0, len(others), RELATION_BATCH)
+                    ]
+                for part in parts:
+                    if size + len(part) > RELATION_BATCH:
+                        yield in_pipeline(
+                            scripts.load_relations(self.keys, self.generation, entries)
+                        )
+                        entries, size = [], 0
+                    entries.append((namespace, subject, part))
+                    size += len(part)
         if entries:
             yield in_pipeline(scripts.load_relations(self.keys, self.generation, entries))
 
@@ -145,17 +152,6 @@ def generations(live: AppKeys) -> Pipeline[tuple[str, dict[str, str]]]:
         return replies[0] or "0", replies[1]
 
     return Pipeline((("GET", live.gen), ("HGETALL", live.rebuilds)), decode)
-
-
-def drop_entities(
-    keys: AppKeys, generation: str, users: Sequence[str], groups: Sequence[str]
-) -> Pipeline[Any]:
-    """Delete the relation keys of these users and groups in ``generation``."""
-    names = [
-        entity(getattr(keys, ns), generation, user) for user in users for ns in USER_NAMESPACES
-    ]
-    names += [entity(keys.members, generation, group) for group in groups]
-    return Pipeline(tuple(("UNLINK", *batch) for batch in _batches(names)))
 
 
 def drop_generation(live: AppKeys, generation: str) -> Pipeline[Any]:

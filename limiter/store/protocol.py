@@ -3,6 +3,7 @@ stores implement it; another backend (a Redis Cluster store) is one new class.""
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -33,6 +34,11 @@ class AsyncioStore(Protocol):
 
     async def execute(self, request: Request) -> Any:
         """Run one round trip; its decoded reply, or :class:`StoreUnavailable`."""
+        ...
+
+    def submit(self, request: Pipeline[Any]) -> asyncio.Task[list[Any]]:
+        """Send a pipeline from a task (a reconcile's loads) and return at once; the task
+        answers its replies."""
         ...
 
     async def scan(self, pattern: str, kind: str) -> list[str]:

@@ -5,6 +5,7 @@ reply into a typed value. Nothing else knows a script's argument positions."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from limiter.results import GroupUsage, UserUsage
@@ -384,28 +385,58 @@ def migrate_chunk(keys: AppKeys, namespace: str, count: int) -> ScriptCall[Chunk
 # -- reconcile --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Page:
+    """A page of ids that a script reads itself: ``index`` (a set of ids, or a hash whose
+    fields are the ids: ``hashed``) from ``cursor``, about ``size`` of them."""
+
+    index: str
+    hashed: bool
+    cursor: int
+    size: int
+
+    def args(self) -> tuple[int, int]:
+        return self.cursor, self.size
+
+
 class EntityDiff(NamedTuple):
-    """One compared page: per namespace (entries before, after, added, removed), and each
-    (namespace index, id, change, count after) whose count changes."""
+    """One compared page: per namespace compared (entries before, after, added, removed), and
+    each (namespace index, id, change, count after) whose count changes."""
 
     totals: tuple[tuple[int, int, int, int], ...]
     changes: tuple[tuple[int, str, int, int], ...]
 
 
 def diff_entities(
-    live: AppKeys, rebuilt: AppKeys, namespaces: Sequence[str], prefix: str, ids: Sequence[str]
-) -> ScriptCall[EntityDiff]:
-    """Compare ``ids``' relations in ``namespaces`` (ids already compared are skipped: the
-    rebuild's ``seen``, under ``prefix``)."""
-    count = len(namespaces)
+    live: AppKeys,
+    rebuilt: AppKeys,
+    page: Page,
+    namespaces: Sequence[tuple[str, bool]],
+    prefix: str,
+) -> ScriptCall[tuple[int, EntityDiff]]:
+    """Compare the relations in ``namespaces`` (each with whether its contents are compared,
+    or only its counts) of one page of an index's ids (ids already compared are skipped: the
+    rebuild's ``seen``, under ``prefix``). Replies the next cursor (0: done) and the page's
+    comparison."""
+    compared = sum(contents for _, contents in namespaces)
 
-    def decode(reply: Sequence[Any]) -> EntityDiff:
-        totals = tuple(tuple(t) for t in pairs(reply[: 4 * count], 4))
-        changes = tuple(tuple(c) for c in pairs(reply[4 * count :], 4))
-        return EntityDiff(totals, changes)
+    def decode(reply: Sequence[Any]) -> tuple[int, EntityDiff]:
+        totals = tuple(tuple(t) for t in pairs(reply[1 : 1 + 4 * compared], 4))
+        changes = tuple(tuple(c) for c in pairs(reply[1 + 4 * compared :], 4))
+        return int(reply[0]), EntityDiff(totals, changes)
 
-    script_keys = (live.gen, rebuilt.gen, rebuilt.seen, *namespaces)
-    return ScriptCall("diff_entities", script_keys, (prefix, *ids), decode)
+    names = (name for name, _ in namespaces)
+    script_keys = (live.gen, rebuilt.gen, rebuilt.seen, page.index, *names)
+    args = (flags(page.hashed, *(contents for _, contents in namespaces)), prefix, *page.args())
+    return ScriptCall("diff_entities", script_keys, args, decode)
+
+
+def drop_entities(page: Page, namespaces: Sequence[str], generation: str) -> ScriptCall[int]:
+    """Delete the relation keys in ``namespaces`` of ``generation`` of one page of an index's
+    ids. Replies the next cursor (0: done)."""
+    script_keys = (page.index, *namespaces)
+    args = (flags(page.hashed), generation, *page.args())
+    return ScriptCall("drop_entities", script_keys, args, int)
 
 
 class Swap(NamedTuple):
@@ -423,8 +454,10 @@ def load_relations(
     """Write relations into ``generation``: per entry, the namespace's index in NAMESPACES,
     the user or group, the other ends. Replies the fields added. Reconcile loads send it
     inside their pipelines (:func:`limiter.store.loads.in_pipeline`)."""
-    packed = [f"{n + 1}\0{subject}\0" + "\0".join(others) for n, subject, others in entries]
-    return ScriptCall("load_relations", keys.namespaces(), (generation, *packed))
+    args: list[Arg] = [generation]
+    for n, subject, others in entries:
+        args += (n + 1, subject, len(others), *others)
+    return ScriptCall("load_relations", keys.namespaces(), tuple(args))
 
 
 def rebuild_swap(

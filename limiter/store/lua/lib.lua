@@ -46,17 +46,34 @@ end
 -- CHUNK at a time (well inside unpack's limit on values).
 local CHUNK = 1000
 
--- Link a to each of `others`.
-local function link_all(namespace, a, others)
-  local key, args = entity(namespace, a), {}
-  for i = 1, #others do
-    args[#args + 1] = others[i]
-    args[#args + 1] = ""
-    if #args == 2 * CHUNK or i == #others then
-      redis.call("HSET", key, unpack(args))
-      args = {}
+-- Link a to each of `others` (or to others[first..last]); the number of links added.
+local function link_all(namespace, a, others, first, last)
+  local key, args, n, added = entity(namespace, a), {}, 0, 0
+  first, last = first or 1, last or #others
+  for i = first, last do
+    args[n + 1] = others[i]
+    args[n + 2] = ""
+    n = n + 2
+    if n == 2 * CHUNK or i == last then
+      added = added + redis.call("HSET", key, unpack(args, 1, n))
+      n = 0
     end
   end
+  return added
+end
+
+-- One page of the ids of a set, or of a hash's fields (hashed): the next cursor ("0" at
+-- the end) and the ids (an id may come twice while the set or hash is resized).
+local function scan_page(key, hashed, cursor, count)
+  if not hashed then
+    local page = redis.call("SSCAN", key, cursor, "COUNT", count)
+    return page[1], page[2]
+  end
+  local page, ids = redis.call("HSCAN", key, cursor, "COUNT", count), {}
+  for i = 1, #page[2], 2 do
+    ids[#ids + 1] = page[2][i]
+  end
+  return page[1], ids
 end
 
 -- Accounts first: a script told to require registration (one of its flags) gives an id that
