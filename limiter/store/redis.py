@@ -313,8 +313,9 @@ class AsyncStore:
         """Send a pipeline from a task of its own (a reconcile's loads) and return at once:
         the caller prepares the next one while Redis works, and awaits the task for the
         replies. Each load goes on a connection of its own to the server (on a cluster, the
-        node of its first key), packed by hiredis; loads write different fields, so two in
-        flight at once may interleave."""
+        node of its first key), packed by hiredis. Loads only add (set members, hash fields),
+        so two in flight at once may interleave: what they add in all is the same in any
+        order."""
         return asyncio.ensure_future(self._send_packed(request))
 
     async def _send_packed(self, request: Pipeline[Any]) -> list[Any]:
